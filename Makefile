@@ -1,0 +1,52 @@
+# Every target installs what it needs on first use and is quick once that is done.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_DIR := tools/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+BOARD ?= esp32
+PORT ?=
+FIRMWARE ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup node test run bench mpy hub flash deploy clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup node
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: setup node
+	$(PY) -m hostemu.demo --board $(BOARD)
+
+bench: setup node
+	$(PY) -m benchmarks
+
+mpy: setup
+	$(PY) -m boardkit.cli mpy --board $(BOARD)
+
+hub: setup node
+	$(VENV)/bin/localhub serve
+
+flash: setup
+	$(VENV)/bin/boardkit flash --board $(BOARD) --port "$(PORT)" --firmware "$(FIRMWARE)"
+
+deploy: setup
+	$(VENV)/bin/boardkit deploy --board $(BOARD) --port "$(PORT)"
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules build state
