@@ -31,13 +31,13 @@ test: setup node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: setup node
-	$(PY) -m hostemu.demo --board $(BOARD)
+	$(VENV)/bin/hostemu run --board $(BOARD) --fs state/$(BOARD)
 
 bench: setup node
-	$(PY) -m benchmarks
+	$(PY) -m bench
 
 mpy: setup
-	$(PY) -m boardkit.cli mpy --board $(BOARD)
+	$(VENV)/bin/boardkit mpy --board $(BOARD)
 
 hub: setup node
 	$(VENV)/bin/localhub serve

@@ -1,0 +1,3 @@
+from hostemu.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""One life of a simulated board, from reset to reset: runs boot.py then main.py from the board's
+folder as device code (see `hostemu.importer`), then ends with a code that tells the supervisor
+what happened (`hostemu.context.EXIT_*`)."""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import json
+import os
+import sys
+import tracemalloc
+from pathlib import Path
+
+from boardkit import profiles
+from hostemu import context, importer
+
+
+def _run_script(path: Path, trace_heap: bool) -> int | None:
+    """Run one script as the board runs it; return an exit code to stop, or None to go on."""
+    try:
+        code = compile(path.read_bytes(), str(path), "exec")
+        if trace_heap and not tracemalloc.is_tracing():
+            tracemalloc.start()
+        exec(code, {"__name__": "__main__", "__file__": str(path), "__builtins__": builtins})
+    except SystemExit as stop:
+        code = stop.code
+        return code if isinstance(code, int) else 0
+    except KeyboardInterrupt:
+        return context.EXIT_EXCEPTION
+    except BaseException as exc:  # the board prints any uncaught error and goes on to the REPL
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stdout)
+        sys.stdout.flush()
+        return context.EXIT_EXCEPTION
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hostemu.board_process")
+    parser.add_argument("--board", required=True)
+    parser.add_argument("--fs", required=True, type=Path)
+    parser.add_argument("--reset-cause", required=True)
+    parser.add_argument("--networks", default="{}", help="JSON object: SSID -> password")
+    parser.add_argument("--no-heap-trace", action="store_true")
+    args = parser.parse_args(argv)
+
+    profile = profiles.load(args.board)
+    fs_root = args.fs.resolve()
+    board = context.BoardContext(
+        profile=profile,
+        fs_root=fs_root,
+        reset_cause=profile.rules.reset_causes[args.reset_cause],
+        networks=json.loads(args.networks),
+    )
+    context.install(board)
+    sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(fs_root)
+    sys.path[0:0] = [str(fs_root), str(fs_root / "lib")]
+    device_importer = importer.install(fs_root)
+    # The emulation layer's own modules are the board's ROM: load them before the heap is
+    # measured (from the first script on), so gc.mem_alloc() counts what device code allocates.
+    for name in importer.SHIMMED:
+        device_importer.shim(name)
+
+    for name in ("boot.py", "main.py"):
+        script = fs_root / name
+        if script.exists():
+            code = _run_script(script, not args.no_heap_trace)
+            if code is not None:
+                return code
+    return context.EXIT_RETURNED
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter shutdown: device code may leave a watchdog thread or sockets behind.
+    os._exit(exit_code)

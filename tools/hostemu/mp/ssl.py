@@ -1,0 +1,251 @@
+"""MicroPython's `ssl` (mbedTLS ports) over the host's OpenSSL.
+
+What matters for fidelity: a client `SSLContext` checks the server certificate by default
+(`CERT_REQUIRED`); the legacy `ssl.wrap_socket()` does not unless asked (`cert_reqs=CERT_NONE` is
+its default, as on the board); `cadata` is the CA as DER (PEM is accepted too); a failed check
+raises OSError at the handshake; a non-blocking read with nothing decrypted yet returns None.
+"""
+
+import errno as _errno
+import socket as _host_socket
+import ssl as _host_ssl
+import sys as _sys
+
+
+PROTOCOL_TLS_CLIENT = 0
+PROTOCOL_TLS_SERVER = 1
+CERT_NONE = 0
+CERT_OPTIONAL = 1
+CERT_REQUIRED = 2
+MBEDTLS_VERSION = "Mbed TLS 3.6.2 (hostemu: host OpenSSL)"
+
+# mbedTLS's error for a certificate that does not verify, as the ESP ports raise it.
+_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED = -0x2700
+
+
+class SSLError(OSError):
+    pass
+
+
+class SSLContext:
+    def __init__(self, protocol):
+        if protocol not in (PROTOCOL_TLS_CLIENT, PROTOCOL_TLS_SERVER):
+            raise ValueError("invalid protocol")
+        self._protocol = protocol
+        self.verify_mode = CERT_REQUIRED if protocol == PROTOCOL_TLS_CLIENT else CERT_NONE
+        self._cadata = []
+        self._cert_chain = None
+
+    def load_verify_locations(self, cafile=None, cadata=None):
+        if cafile is not None:
+            with open(cafile, "rb") as handle:
+                cadata = handle.read()
+        if cadata is None:
+            raise ValueError("cafile or cadata must be given")
+        self._cadata.append(bytes(cadata) if not isinstance(cadata, str) else cadata.encode())
+
+    def load_cert_chain(self, certfile, keyfile):
+        self._cert_chain = (certfile, keyfile)
+
+    def set_ciphers(self, ciphers):
+        return None
+
+    def get_ciphers(self):
+        return ["TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"]
+
+    def _host_context(self, server_hostname):
+        if self._protocol == PROTOCOL_TLS_SERVER:
+            context = _host_ssl.SSLContext(_host_ssl.PROTOCOL_TLS_SERVER)
+            if self._cert_chain:
+                context.load_cert_chain(*self._cert_chain)
+            return context
+        context = _host_ssl.SSLContext(_host_ssl.PROTOCOL_TLS_CLIENT)
+        if self.verify_mode == CERT_REQUIRED:
+            # With no CA loaded every handshake fails, as mbedTLS with VERIFY_REQUIRED does.
+            for blob in self._cadata:
+                if blob.lstrip().startswith(b"-----BEGIN"):
+                    context.load_verify_locations(cadata=blob.decode("ascii", "replace"))
+                else:
+                    context.load_verify_locations(cadata=blob)
+            # mbedTLS checks the name only when one is given.
+            context.check_hostname = server_hostname is not None
+            context.verify_mode = _host_ssl.CERT_REQUIRED
+        else:
+            context.check_hostname = False
+            context.verify_mode = _host_ssl.CERT_NONE
+            print("hostemu: TLS without certificate verification (verify_mode is not CERT_REQUIRED)", file=_sys.stderr)
+        return context
+
+    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, server_hostname=None):
+        raw = sock._host_socket()
+        context = self._host_context(server_hostname)
+        try:
+            wrapped = context.wrap_socket(
+                raw,
+                server_side=server_side or self._protocol == PROTOCOL_TLS_SERVER,
+                do_handshake_on_connect=False,
+                server_hostname=server_hostname if not server_side else None,
+            )
+        except _host_ssl.SSLError as exc:
+            raise OSError(_errno.EIO) from exc
+        ssl_sock = SSLSocket(wrapped, sock)
+        if do_handshake_on_connect and raw.gettimeout() != 0.0:
+            ssl_sock._handshake()
+        return ssl_sock
+
+
+def wrap_socket(sock, server_side=False, key=None, cert=None, cert_reqs=CERT_NONE, cadata=None,
+                server_hostname=None, do_handshake=True):
+    context = SSLContext(PROTOCOL_TLS_SERVER if server_side else PROTOCOL_TLS_CLIENT)
+    if cert or key:
+        context.load_cert_chain(cert, key)
+    if cadata:
+        context.load_verify_locations(cadata=cadata)
+    context.verify_mode = cert_reqs
+    return context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=do_handshake,
+                               server_hostname=server_hostname)
+
+
+class SSLSocket:
+    def __init__(self, wrapped, plain):
+        self._sock = wrapped
+        self._plain = plain
+        self._handshaken = False
+
+    def _handshake(self):
+        from hostemu.mp import network
+
+        if not network.is_link_up():
+            raise OSError(_errno.ECONNABORTED)
+        try:
+            self._sock.do_handshake()
+            self._handshaken = True
+        except _host_ssl.SSLCertVerificationError as exc:
+            print("hostemu: TLS certificate check failed:", exc.verify_message, file=_sys.stderr)
+            raise OSError(_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) from None
+        except (_host_ssl.SSLWantReadError, _host_ssl.SSLWantWriteError):
+            raise
+        except (_host_socket.timeout, TimeoutError):
+            raise OSError(_errno.ETIMEDOUT) from None
+        except _host_ssl.SSLError as exc:
+            raise OSError(_errno.ECONNRESET) from exc
+        except OSError as exc:
+            raise OSError(exc.errno or _errno.EIO) from None
+
+    def _ready(self):
+        """Finish a deferred handshake; False when a non-blocking one needs more data."""
+        if self._handshaken:
+            return True
+        try:
+            self._handshake()
+        except (_host_ssl.SSLWantReadError, _host_ssl.SSLWantWriteError):
+            return False
+        return True
+
+    def _recv(self, size):
+        from hostemu.mp import network
+
+        if not network.is_link_up():
+            raise OSError(_errno.ECONNABORTED)
+        if not self._ready():
+            return None
+        try:
+            return self._sock.recv(size)
+        except (_host_ssl.SSLWantReadError, _host_ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        except (_host_socket.timeout, TimeoutError):
+            raise OSError(_errno.ETIMEDOUT) from None
+        except _host_ssl.SSLZeroReturnError:
+            return b""
+        except _host_ssl.SSLEOFError:
+            return b""
+        except _host_ssl.SSLError as exc:
+            raise OSError(_errno.ECONNRESET) from exc
+        except OSError as exc:
+            raise OSError(exc.errno or _errno.EIO) from None
+
+    def read(self, size=-1):
+        if size is not None and size >= 0:
+            return self._recv(size)
+        chunks = []
+        while True:
+            chunk = self._recv(4096)
+            if chunk is None:
+                return b"".join(chunks) if chunks else None
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def readinto(self, buf, nbytes=None):
+        view = memoryview(buf)
+        if nbytes is not None:
+            view = view[:nbytes]
+        data = self._recv(len(view))
+        if data is None:
+            return None
+        view[: len(data)] = data
+        return len(data)
+
+    def readline(self):
+        line = bytearray()
+        while True:
+            byte = self._recv(1)
+            if not byte:
+                return bytes(line)
+            line += byte
+            if byte == b"\n":
+                return bytes(line)
+
+    def write(self, buf, nbytes=None):
+        from hostemu.mp import network
+
+        view = memoryview(buf)
+        if nbytes is not None:
+            view = view[:nbytes]
+        if not network.is_link_up():
+            raise OSError(_errno.ECONNABORTED)
+        if not self._ready():
+            return None
+        try:
+            if self._sock.gettimeout() == 0.0:
+                return self._sock.send(view)
+            self._sock.sendall(view)
+            return len(view)
+        except (_host_ssl.SSLWantReadError, _host_ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        except (_host_socket.timeout, TimeoutError):
+            raise OSError(_errno.ETIMEDOUT) from None
+        except _host_ssl.SSLError as exc:
+            raise OSError(_errno.ECONNRESET) from exc
+        except OSError as exc:
+            raise OSError(exc.errno or _errno.EIO) from None
+
+    def setblocking(self, flag):
+        self._sock.setblocking(bool(flag))
+
+    def settimeout(self, value):
+        self._sock.settimeout(value)
+
+    def getpeercert(self, binary_form=False):
+        return self._sock.getpeercert(binary_form=True)
+
+    def cipher(self):
+        return self._sock.cipher()[0]
+
+    def close(self):
+        try:
+            self._sock.close()
+        finally:
+            self._plain.close()
+
+    def _host_socket(self):
+        return self._sock
+
+    def _pending(self):
+        return self._sock.pending()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

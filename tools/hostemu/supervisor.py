@@ -1,0 +1,97 @@
+"""The power supply and reset line of a simulated board: starts a board process, and when it
+resets, starts the next one on the same folder with the reset cause the firmware will read."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from boardkit.profiles import BoardProfile
+from hostemu import context
+
+DEFAULT_NETWORKS = {"hostemu": "hostemu"}
+
+
+@dataclass
+class BoardRun:
+    profile: BoardProfile
+    fs_root: Path
+    networks: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
+    max_resets: int | None = None
+    heap_trace: bool = True
+    resets: int = 0
+    _child: subprocess.Popen[bytes] | None = None
+
+    def _say(self, message: str) -> None:
+        print(f"hostemu: {message}", file=sys.stderr, flush=True)
+
+    def _power_on(self) -> None:
+        # A power cycle loses the RTC and RTC memory; the filesystem (flash) stays.
+        private = self.fs_root / context.PRIVATE_DIR
+        for name in ("rtc.json", "rtc_memory.json", "deepsleep"):
+            (private / name).unlink(missing_ok=True)
+
+    def _start(self, cause: str) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "hostemu.board_process",
+            "--board", str(self.profile.source),
+            "--fs", str(self.fs_root),
+            "--reset-cause", cause,
+            "--networks", json.dumps(self.networks),
+        ]
+        if not self.heap_trace:
+            command.append("--no-heap-trace")
+        return subprocess.Popen(command)
+
+    def run(self) -> int:
+        """Run until the firmware stops for good; return its exit status (0: main.py returned)."""
+        self.fs_root.mkdir(parents=True, exist_ok=True)
+        (self.fs_root / context.PRIVATE_DIR).mkdir(exist_ok=True)
+        self._power_on()
+        cause = "PWRON_RESET"
+        previous_handler = signal.signal(signal.SIGTERM, self._terminate)
+        try:
+            while True:
+                self._child = self._start(cause)
+                code = self._child.wait()
+                if code == context.EXIT_RESET:
+                    cause = "SOFT_RESET"
+                elif code == context.EXIT_SOFT_RESET:
+                    pass  # the hardware reset cause is unchanged by a VM restart
+                elif code == context.EXIT_WATCHDOG:
+                    cause = "WDT_RESET"
+                elif code == context.EXIT_DEEPSLEEP:
+                    marker = self.fs_root / context.PRIVATE_DIR / "deepsleep"
+                    sleep_ms = int(marker.read_text() or 0) if marker.exists() else 0
+                    self._say(f"deep sleep for {sleep_ms} ms")
+                    time.sleep(sleep_ms / 1000)
+                    cause = "DEEPSLEEP_RESET"
+                else:
+                    return code
+                self.resets += 1
+                self._say(f"reset ({cause})")
+                if self.max_resets is not None and self.resets > self.max_resets:
+                    self._say(f"stopping after {self.max_resets} resets")
+                    return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            self._stop_child()
+
+    def _stop_child(self) -> None:
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    def _terminate(self, signum: int, frame: object) -> None:
+        self._stop_child()
+        raise SystemExit(128 + signum)
