@@ -8,12 +8,13 @@ import argparse
 import builtins
 import json
 import os
+import signal
 import sys
 import tracemalloc
 from pathlib import Path
 
 from boardkit import profiles
-from hostemu import context, importer
+from hostemu import console, context, importer
 
 
 def _run_script(path: Path, trace_heap: bool) -> int | None:
@@ -26,12 +27,8 @@ def _run_script(path: Path, trace_heap: bool) -> int | None:
     except SystemExit as stop:
         code = stop.code
         return code if isinstance(code, int) else 0
-    except KeyboardInterrupt:
-        return context.EXIT_EXCEPTION
     except BaseException as exc:  # the board prints any uncaught error and goes on to the REPL
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stdout)
+        sys.stdout.write(console.micropython_traceback(exc, context.current().fs_root, "\n"))
         sys.stdout.flush()
         return context.EXIT_EXCEPTION
     return None
@@ -44,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reset-cause", required=True)
     parser.add_argument("--networks", default="{}", help="JSON object: SSID -> password")
     parser.add_argument("--no-heap-trace", action="store_true")
+    parser.add_argument("--console", action="store_true",
+                        help="stdin/stdout are the board's UART: Ctrl-C interrupts, the REPL follows main.py")
     args = parser.parse_args(argv)
 
     profile = profiles.load(args.board)
@@ -64,13 +63,28 @@ def main(argv: list[str] | None = None) -> int:
     for name in importer.SHIMMED:
         device_importer.shim(name)
 
-    for name in ("boot.py", "main.py"):
+    uart = console.Uart() if args.console else None
+    if uart:
+        # Ctrl-C on the console must interrupt even when this process was started with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A soft reset from the raw REPL comes back to the raw REPL, running boot.py but not main.py.
+    raw_marker = board.private_dir / "raw_repl"
+    raw_repl = raw_marker.exists()
+    raw_marker.unlink(missing_ok=True)
+    code = None
+    for name in ("boot.py",) if raw_repl else ("boot.py", "main.py"):
         script = fs_root / name
         if script.exists():
+            if uart:
+                uart.script_running = True
             code = _run_script(script, not args.no_heap_trace)
+            if uart:
+                uart.script_running = False
             if code is not None:
-                return code
-    return context.EXIT_RETURNED
+                break
+    if uart is None:
+        return code if code is not None else context.EXIT_RETURNED
+    return console.Repl(uart, board).run(raw=raw_repl)
 
 
 if __name__ == "__main__":

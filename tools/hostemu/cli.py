@@ -9,6 +9,7 @@ import click
 
 from boardkit import profiles
 from hostemu import install as installer
+from hostemu.serial_bridge import SerialBridge
 from hostemu.supervisor import DEFAULT_NETWORKS, BoardRun
 
 
@@ -43,13 +44,20 @@ def main() -> None:
 @click.option("--install/--no-install", "do_install", default=True, help="Put missing firmware and lib files on the board.")
 @click.option("--max-resets", type=int, default=None, help="Stop after this many resets.")
 @click.option("--heap-trace/--no-heap-trace", default=True, help="Measure the Python heap for gc.mem_alloc().")
+@click.option("--serial-port", type=int, default=None, metavar="PORT",
+              help="Serve the board's serial console (REPL) on this TCP port: mpremote connect socket://127.0.0.1:PORT")
+@click.option("--serial-host", default="127.0.0.1", show_default=True, help="Address the serial console listens on.")
 def run(board: str, fs_root: Path, wifi: tuple[str, ...], sync: bool, do_install: bool, max_resets: int | None,
-        heap_trace: bool) -> None:
+        heap_trace: bool, serial_port: int | None, serial_host: str) -> None:
     """Boot a simulated board: boot.py, then main.py, restarting it on every reset."""
     profile = _load_profile(board)
     if do_install:
         installer.install(fs_root, profile, overwrite=sync)
-    board_run = BoardRun(profile, fs_root.resolve(), _parse_networks(wifi), max_resets=max_resets, heap_trace=heap_trace)
+    serial = SerialBridge(serial_host, serial_port) if serial_port is not None else None
+    if serial is not None:
+        click.echo(f"hostemu: serial console on socket://{serial_host}:{serial.port}", err=True)
+    board_run = BoardRun(profile, fs_root.resolve(), _parse_networks(wifi), max_resets=max_resets, heap_trace=heap_trace,
+                         serial=serial)
     sys.exit(board_run.run())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from boardkit.profiles import BoardProfile
 from hostemu import context
+from hostemu.serial_bridge import SerialBridge
 
 DEFAULT_NETWORKS = {"hostemu": "hostemu"}
 
@@ -24,6 +25,7 @@ class BoardRun:
     networks: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
     max_resets: int | None = None
     heap_trace: bool = True
+    serial: SerialBridge | None = None
     resets: int = 0
     _child: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +48,12 @@ class BoardRun:
         ]
         if not self.heap_trace:
             command.append("--no-heap-trace")
-        return subprocess.Popen(command)
+        if self.serial is None:
+            return subprocess.Popen(command)
+        child = subprocess.Popen(command + ["--console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        self._relay = self.serial.attach(child.stdin, child.stdout)
+        return child
 
     def run(self) -> int:
         """Run until the firmware stops for good; return its exit status (0: main.py returned)."""
@@ -59,6 +66,9 @@ class BoardRun:
             while True:
                 self._child = self._start(cause)
                 code = self._child.wait()
+                if self.serial is not None:
+                    self.serial.detach()
+                    self._relay.join(5)  # all the board printed reaches the port before the next boot
                 if code == context.EXIT_RESET:
                     cause = "SOFT_RESET"
                 elif code == context.EXIT_SOFT_RESET:
@@ -74,7 +84,7 @@ class BoardRun:
                 else:
                     return code
                 self.resets += 1
-                self._say(f"reset ({cause})")
+                self._say("soft reboot" if code == context.EXIT_SOFT_RESET else f"reset ({cause})")
                 if self.max_resets is not None and self.resets > self.max_resets:
                     self._say(f"stopping after {self.max_resets} resets")
                     return 0

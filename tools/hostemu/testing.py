@@ -45,6 +45,7 @@ class BoardProcess:
         networks: dict[str, str] | None = None,
         max_resets: int | None = None,
         env: dict[str, str] | None = None,
+        serial: bool = False,
     ) -> None:
         self.fs_root = Path(fs_root).resolve()
         self.profile = profiles.load(board)
@@ -64,6 +65,8 @@ class BoardProcess:
         self.networks = networks
         self.max_resets = max_resets
         self.env = env
+        self.serial = serial
+        self.serial_port: int | None = None
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._process: subprocess.Popen[str] | None = None
@@ -78,13 +81,24 @@ class BoardProcess:
             command += ["--wifi", f"{ssid}:{password}"]
         if self.max_resets is not None:
             command += ["--max-resets", str(self.max_resets)]
+        if self.serial:
+            command += ["--serial-port", "0"]
         environment = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
             start_new_session=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
+        if self.serial:
+            self.serial_port = int(self.expect(r"serial console on socket://127\.0\.0\.1:(\d+)", 20).group(1))
         return self
+
+    @property
+    def serial_url(self) -> str:
+        """What `mpremote connect` takes to reach this board's console."""
+        if self.serial_port is None:
+            raise RuntimeError("start the board with serial=True")
+        return f"socket://127.0.0.1:{self.serial_port}"
 
     def _pump(self) -> None:
         assert self._process is not None and self._process.stdout is not None
