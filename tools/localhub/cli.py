@@ -1,0 +1,341 @@
+"""``localhub``: the command line, in the spirit of ``az iot hub``.
+
+Commands talk to the running hub of the state folder over HTTPS (service SAS from the folder),
+or to the folder's SQLite store directly when no hub is running and that makes sense (create,
+list, show and delete devices, print connection strings, make SAS tokens, print the CA).
+The state folder comes from ``--state`` or ``LOCALHUB_STATE`` (default ``~/.localhub``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from . import auth, certs, state
+from .client import HubClient, HubNotRunning, HubRequestError
+from .errors import HubError
+from .registry import Registry
+from .server import ServeConfig, hub_names, serve
+from .sessions import SessionRegistry
+from .store import Store
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class Ctx:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def client(self) -> HubClient | None:
+        try:
+            return HubClient.from_state(self.state_dir)
+        except HubNotRunning:
+            return None
+
+    def require_client(self) -> HubClient:
+        client = self.client()
+        if client is None:
+            raise click.ClickException(f"no hub is running for {self.state_dir}; "
+                                       "start one with `localhub serve`")
+        return client
+
+    def offline_registry(self) -> Registry:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(self.state_dir / state.DB_FILE)
+        return Registry(store, SessionRegistry(), time.time, lambda d: store.count_c2d(d, time.time()))
+
+    def advertised_host(self) -> str:
+        runtime = state.read_runtime(self.state_dir)
+        if runtime is not None:
+            return runtime.advertised_host
+        return hub_names(ServeConfig(self.state_dir))[0]
+
+    def device_keys(self, device_id: str) -> dict[str, Any]:
+        client = self.client()
+        if client is not None:
+            return client.get_device(device_id)["authentication"]["symmetricKey"]
+        dev = self.offline_registry().require(device_id)
+        return {"primaryKey": dev.primary_key, "secondaryKey": dev.secondary_key}
+
+
+def _print_json(data: Any) -> None:
+    console.print_json(json.dumps(data))
+
+
+def _json_option(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _props(values: tuple[str, ...]) -> dict[str, str]:
+    props = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"property {item!r} is not key=value")
+        props[key] = value
+    return props
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HubRequestError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except HubError as exc:
+            raise click.ClickException(f"{exc.status} {exc.code}: {exc.message}") from exc
+        except ConnectionError as exc:
+            raise click.ClickException(f"cannot reach the hub: {exc}") from exc
+
+
+@click.group(cls=_Group)
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="LOCALHUB_STATE", default=Path.home() / ".localhub", show_default=True,
+              help="State folder (devices, keys, CA, SQLite).")
+@click.pass_context
+def main(ctx: click.Context, state_dir: Path) -> None:
+    """A local Azure IoT Hub: MQTT + HTTPS, registry, twins, methods, C2D, telemetry."""
+    ctx.obj = Ctx(state_dir)
+
+
+@main.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Listen address.")
+@click.option("--mqtt-port", default=8883, show_default=True, type=int)
+@click.option("--https-port", default=443, show_default=True, type=int)
+@click.option("--hub-name", default=None, help="HostName put in connection strings "
+              "(default: the listen address, or the LAN address when listening on all).")
+@click.option("--name", "extra_names", multiple=True, help="Extra DNS name or IP for the certificate.")
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_obj
+def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: str | None,
+              extra_names: tuple[str, ...], verbose: bool) -> None:
+    """Run the hub until interrupted."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("localhub").setLevel(logging.INFO)
+    serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names)))
+
+
+@main.group()
+def device() -> None:
+    """Device identities."""
+
+
+@device.command("create")
+@click.argument("device_id")
+@click.option("--primary-key")
+@click.option("--secondary-key")
+@click.option("--disabled", is_flag=True)
+@click.pass_obj
+def device_create(obj: Ctx, device_id: str, primary_key: str | None, secondary_key: str | None,
+                  disabled: bool) -> None:
+    """Register a device (works with or without a running hub)."""
+    status = "disabled" if disabled else "enabled"
+    client = obj.client()
+    if client is not None:
+        data = client.create_device(device_id, primary_key, secondary_key, status)
+    else:
+        reg = obj.offline_registry()
+        data = reg.device_json(reg.create(device_id, primary_key, secondary_key, status))
+    _print_json(data)
+
+
+@device.command("list")
+@click.pass_obj
+def device_list(obj: Ctx) -> None:
+    client = obj.client()
+    if client is not None:
+        devices = client.list_devices()
+    else:
+        reg = obj.offline_registry()
+        devices = [reg.device_json(d) for d in reg.list()]
+    for dev in devices:
+        console.print(f"{dev['deviceId']}\t{dev['status']}\t{dev['connectionState']}")
+
+
+@device.command("show")
+@click.argument("device_id")
+@click.pass_obj
+def device_show(obj: Ctx, device_id: str) -> None:
+    client = obj.client()
+    if client is not None:
+        _print_json(client.get_device(device_id))
+    else:
+        reg = obj.offline_registry()
+        _print_json(reg.device_json(reg.require(device_id)))
+
+
+@device.command("delete")
+@click.argument("device_id")
+@click.pass_obj
+def device_delete(obj: Ctx, device_id: str) -> None:
+    client = obj.client()
+    if client is not None:
+        client.delete_device(device_id)
+    else:
+        obj.offline_registry().delete(device_id)
+    console.print(f"deleted {device_id}")
+
+
+@device.command("connection-string")
+@click.argument("device_id")
+@click.option("--secondary", is_flag=True, help="Use the secondary key.")
+@click.option("--sdk", is_flag=True, help="Add GatewayHostName for the azure-iot-device SDK.")
+@click.pass_obj
+def device_connection_string(obj: Ctx, device_id: str, secondary: bool, sdk: bool) -> None:
+    keys = obj.device_keys(device_id)
+    host = obj.advertised_host()
+    text = state.device_connection_string(host, device_id,
+                                          keys["secondaryKey" if secondary else "primaryKey"])
+    console.print(state.sdk_connection_string(text, host) if sdk else text, soft_wrap=True)
+
+
+@main.command("connection-string")
+@click.pass_obj
+def service_connection_string(obj: Ctx) -> None:
+    """The service (iothubowner) connection string, for azure-iot-hub."""
+    runtime = state.read_runtime(obj.state_dir)
+    port = runtime.https_port if runtime else 443
+    key = state.load_policies(obj.state_dir)[state.OWNER_POLICY]
+    console.print(state.service_connection_string(obj.advertised_host(), port, key), soft_wrap=True)
+
+
+@main.command("sas")
+@click.option("--device", "device_id", help="Device token (default: service token).")
+@click.option("--ttl", default=3600, show_default=True, type=int, help="Lifetime in seconds.")
+@click.option("--policy", default=state.OWNER_POLICY, show_default=True)
+@click.pass_obj
+def sas(obj: Ctx, device_id: str | None, ttl: int, policy: str) -> None:
+    """Generate a SAS token for a device or a shared access policy."""
+    host = obj.advertised_host()
+    expiry = int(time.time()) + ttl
+    if device_id:
+        key = obj.device_keys(device_id)["primaryKey"]
+        token = auth.generate_sas(f"{host}/devices/{device_id}", key, expiry)
+    else:
+        policies = state.load_policies(obj.state_dir)
+        if policy not in policies:
+            raise click.BadParameter(f"unknown policy {policy!r}")
+        token = auth.generate_sas(host, policies[policy], expiry, policy)
+    console.print(token, soft_wrap=True)
+
+
+@main.command("monitor")
+@click.option("--device", "device_id", help="Only this device.")
+@click.option("--from-start", is_flag=True, help="Also print messages already received.")
+@click.option("--count", type=int, default=0, help="Stop after this many messages (0: never).")
+@click.option("--timeout", type=float, default=0, help="Stop after this many seconds (0: never).")
+@click.pass_obj
+def monitor(obj: Ctx, device_id: str | None, from_start: bool, count: int, timeout: float) -> None:
+    """Stream telemetry with its properties, one JSON object per message."""
+    client = obj.require_client()
+    after = 0 if from_start else -1
+    seen = 0
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while True:
+            wait = 10.0 if deadline is None else max(0.0, min(10.0, deadline - time.monotonic()))
+            messages, after = client.read_telemetry(after, device_id, wait)
+            for msg in messages:
+                out = {"deviceId": msg["deviceId"], "enqueuedTime": msg["enqueuedTime"],
+                       "body": msg["body"] if msg["body"] is not None else msg["bodyBase64"],
+                       "properties": msg["properties"], "systemProperties": msg["systemProperties"]}
+                console.print(json.dumps(out), soft_wrap=True)
+                seen += 1
+                if count and seen >= count:
+                    return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+    except KeyboardInterrupt:
+        return
+
+
+@main.group()
+def method() -> None:
+    """Direct methods."""
+
+
+@method.command("invoke")
+@click.argument("device_id")
+@click.argument("name")
+@click.option("--payload", default=None, help="JSON payload.")
+@click.option("--timeout", default=30, show_default=True, type=int)
+@click.pass_obj
+def method_invoke(obj: Ctx, device_id: str, name: str, payload: str | None, timeout: int) -> None:
+    result = obj.require_client().invoke_method(device_id, name, _json_option(payload, "payload"),
+                                                timeout)
+    _print_json(result)
+
+
+@main.group()
+def twin() -> None:
+    """Device twins."""
+
+
+@twin.command("show")
+@click.argument("device_id")
+@click.pass_obj
+def twin_show(obj: Ctx, device_id: str) -> None:
+    _print_json(obj.require_client().get_twin(device_id))
+
+
+@twin.command("update")
+@click.argument("device_id")
+@click.option("--desired", help="JSON patch of desired properties (null deletes).")
+@click.option("--tags", help="JSON patch of tags (null deletes).")
+@click.pass_obj
+def twin_update(obj: Ctx, device_id: str, desired: str | None, tags: str | None) -> None:
+    patch: dict[str, Any] = {}
+    if desired is not None:
+        patch["properties"] = {"desired": _json_option(desired, "--desired")}
+    if tags is not None:
+        patch["tags"] = _json_option(tags, "--tags")
+    if not patch:
+        raise click.UsageError("give --desired and/or --tags")
+    _print_json(obj.require_client().update_twin(device_id, patch))
+
+
+@main.group()
+def c2d() -> None:
+    """Cloud-to-device messages."""
+
+
+@c2d.command("send")
+@click.argument("device_id")
+@click.argument("body")
+@click.option("--prop", "props", multiple=True, help="Property key=value (repeatable).")
+@click.option("--message-id")
+@click.option("--ttl", type=int, help="Time to live in seconds (default 3600).")
+@click.pass_obj
+def c2d_send(obj: Ctx, device_id: str, body: str, props: tuple[str, ...], message_id: str | None,
+             ttl: int | None) -> None:
+    mid = obj.require_client().send_c2d(device_id, body, _props(props), message_id, ttl)
+    console.print(f"queued {mid}")
+
+
+@main.command("ca")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the CA certificate (PEM) to this file instead of printing it.")
+@click.pass_obj
+def ca(obj: Ctx, export_path: Path | None) -> None:
+    """Print or export the CA certificate clients must trust."""
+    cert_path, _ = certs.ensure_ca(obj.state_dir)
+    pem = cert_path.read_text()
+    if export_path:
+        export_path.write_text(pem)
+        err_console.print(f"wrote {export_path}")
+    else:
+        sys.stdout.write(pem)

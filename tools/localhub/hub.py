@@ -1,0 +1,137 @@
+"""The hub: one store, the live sessions, and the services over them, wired together.
+
+Protocol front ends (MQTT in mqtt_server.py, HTTPS in rest.py) call into a :class:`Hub`; the
+services never see a socket. Everything runs on one asyncio event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qs
+
+from . import auth
+from .c2d import C2DService
+from .methods import MethodService
+from .mqtt_codec import CONNACK_BAD_PROTOCOL, CONNACK_ID_REJECTED, CONNACK_NOT_AUTHORIZED, Connect
+from .registry import Registry
+from .sessions import DeviceSession, SessionRegistry
+from .store import Store
+from .telemetry import TelemetryService
+from .twins import TwinService
+
+log = logging.getLogger("localhub")
+
+# Device API versions the MQTT endpoint accepts in the CONNECT user name.
+DEVICE_API_VERSIONS = frozenset({"2018-06-30", "2019-10-01", "2020-09-30", "2021-04-12"})
+
+
+class ConnectRefused(Exception):
+    """CONNECT refused; ``code`` is the CONNACK return code. The message never holds the token."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+class Hub:
+    def __init__(self, store: Store, names: frozenset[str], policies: dict[str, str],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.names = frozenset(n.lower() for n in names)
+        self.policies = policies
+        self.clock = clock
+        self.sessions = SessionRegistry()
+        self.c2d: C2DService
+        self.registry = Registry(store, self.sessions, clock, lambda d: self.c2d.pending_count(d))
+        self.c2d = C2DService(store, self.registry, self.sessions, clock)
+        self.twins = TwinService(store, self.registry, self.sessions, clock)
+        self.methods = MethodService(self.sessions)
+        self.telemetry = TelemetryService(store, clock)
+
+    @classmethod
+    def open(cls, db_path: Path, names: frozenset[str], policies: dict[str, str],
+             clock: Callable[[], float] = time.time) -> "Hub":
+        return cls(Store(db_path), names, policies, clock)
+
+    # --- device authentication -------------------------------------------------------------
+    def authenticate(self, connect: Connect) -> tuple[str, int]:
+        """Check a CONNECT against the registry; return (device id, token expiry)."""
+        if connect.protocol_name != "MQTT" or connect.protocol_level != 4:
+            raise ConnectRefused(CONNACK_BAD_PROTOCOL, "only MQTT 3.1.1 is supported")
+        device_id = connect.client_id
+        if not device_id or "/" in device_id:
+            # "{deviceId}/{moduleId}" would be a module identity: not offered by the local hub.
+            raise ConnectRefused(CONNACK_ID_REJECTED, "client id must be a device id")
+        username = connect.username or ""
+        host, sep, rest = username.partition("/")
+        user_device, sep2, query = rest.partition("/")
+        if not sep or not sep2 or user_device != device_id or not auth.host_matches(host, self.names):
+            raise ConnectRefused(CONNACK_NOT_AUTHORIZED,
+                                 "user name must be {hub host}/{deviceId}/?api-version=...")
+        params = parse_qs(query[1:] if query.startswith("?") else query)
+        if params.get("api-version", [""])[0] not in DEVICE_API_VERSIONS:
+            raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "unsupported or missing api-version")
+        dev = self.store.get_device(device_id)
+        if dev is None or dev.status != "enabled":
+            raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "device unknown or disabled")
+        if connect.password is None:
+            raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "a SAS token is required as password")
+        try:
+            token = auth.verify_device_token(connect.password.decode("utf-8", "replace"),
+                                             device_id, [dev.primary_key, dev.secondary_key],
+                                             self.names, self.clock())
+        except auth.AuthError as exc:
+            raise ConnectRefused(CONNACK_NOT_AUTHORIZED, str(exc)) from exc
+        return device_id, token.expiry
+
+    # --- session lifecycle -----------------------------------------------------------------
+    def session_opened(self, session: DeviceSession, clean_session: bool) -> bool:
+        """Register a new connection (dropping an older one); return MQTT session-present."""
+        self.sessions.attach(session)
+        self.registry.mark_connection(session.device_id)
+        self.registry.touch(session.device_id)
+        dev = self.store.get_device(session.device_id)
+        if dev is None:
+            return False
+        if clean_session:
+            if dev.c2d_subscribed:
+                dev.c2d_subscribed = False
+                self.store.save_device(dev)
+            return False
+        if dev.c2d_subscribed:
+            # The C2D subscription survives a clean-session-0 reconnect: restore it.
+            session.subscriptions.setdefault("c2d", 1)
+            return True
+        return False
+
+    def session_ready(self, session: DeviceSession) -> None:
+        """After CONNACK: deliver what a restored subscription is owed."""
+        self.c2d.deliver(session)
+
+    def subscribed(self, session: DeviceSession, kinds: list[str], clean_session: bool) -> None:
+        if "c2d" in kinds:
+            if not clean_session:
+                dev = self.store.get_device(session.device_id)
+                if dev is not None and not dev.c2d_subscribed:
+                    dev.c2d_subscribed = True
+                    self.store.save_device(dev)
+            self.c2d.deliver(session)
+
+    def unsubscribed(self, session: DeviceSession, kinds: list[str]) -> None:
+        if "c2d" in kinds:
+            dev = self.store.get_device(session.device_id)
+            if dev is not None and dev.c2d_subscribed:
+                dev.c2d_subscribed = False
+                self.store.save_device(dev)
+
+    def session_closed(self, session: DeviceSession) -> None:
+        self.c2d.session_closed(session)
+        if self.sessions.detach(session):
+            self.registry.mark_connection(session.device_id)
+            self.methods.device_gone(session.device_id)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,282 @@
+"""HTTPS routes (aiohttp): IoT Hub's service REST API, plus the hub's own ``/localhub/`` routes.
+
+Service API (what ``azure-iot-hub`` 2.7 calls, api-version 2021-04-12; auth by a service SAS of
+a shared access policy in ``Authorization``)::
+
+    GET    /devices[?top=n]                 list identities
+    GET    /devices/{id}                    identity
+    PUT    /devices/{id}                    create; update with If-Match
+    DELETE /devices/{id}                    delete (If-Match optional)
+    DELETE /devices/{id}/commands           purge pending C2D
+    GET    /twins/{id}                      twin
+    PATCH  /twins/{id}                      merge tags / desired (If-Match optional, "*" ok)
+    PUT    /twins/{id}                      replace tags / desired
+    POST   /twins/{id}/methods              invoke a direct method
+    POST   /devices/query                   query (x-ms-max-item-count, x-ms-continuation)
+    GET    /statistics/devices | /statistics/service
+
+What real IoT Hub does over AMQP, the local hub offers here (same SAS auth)::
+
+    POST /localhub/devices/{id}/messages/devicebound
+         {"body": str | "bodyBase64": str, "properties": {..}, "messageId": str, "ttlSeconds": int}
+         -> {"messageId": ...}
+    GET  /localhub/telemetry?after=<seq>&deviceId=<id>&limit=<n>&wait=<s>
+         -> {"messages": [{seq, deviceId, enqueuedTime, body, bodyBase64, properties,
+                           systemProperties}], "last": <highest seq returned or `after`>}
+    GET  /localhub/info   (no auth) -> host name, ports, connected device count
+    GET  /localhub/ca.pem (no auth) -> the CA certificate a client must trust
+
+Errors use IoT Hub's body ``{"Message": "ErrorCode:<code>;<text>", "ExceptionMessage": ...}``
+and ``iothub-errorcode`` header. A bad request never takes the server down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from . import auth, query
+from .c2d import decode_body
+from .errors import HubError, bad_request
+from .hub import Hub
+from .methods import check_timeout
+from .registry import etag_of
+from .telemetry import row_json
+from .twin import TwinError
+
+log = logging.getLogger("localhub.rest")
+
+SERVICE_API_VERSIONS = frozenset({"2018-06-30", "2019-10-01", "2020-03-13", "2020-09-30",
+                                  "2021-04-12"})
+MAX_QUERY_PAGE = 1000
+HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
+INFO_KEY: web.AppKey[dict[str, Any]] = web.AppKey("info", dict)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: HubError) -> web.Response:
+    body = {"Message": f"ErrorCode:{exc.code};{exc.message}",
+            "ExceptionMessage": f"localhub: {exc.message}"}
+    return web.json_response(body, status=exc.status, headers={"iothub-errorcode": exc.code})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HubError as exc:
+        return error_response(exc)
+    except TwinError as exc:
+        return error_response(HubError(exc.status, "ArgumentInvalid", str(exc)))
+    except query.QueryError as exc:
+        return error_response(HubError(400, "SqlQueryInvalid", str(exc)))
+    except web.HTTPException:
+        raise
+    except Exception:  # one broken request must not take the server down
+        log.exception("request %s %s failed", request.method, request.path)
+        return error_response(HubError(500, "ServerError", "internal error"))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in ("/localhub/info", "/localhub/ca.pem"):
+        return await handler(request)
+    hub = request.app[HUB_KEY]
+    header = request.headers.get("Authorization", "")
+    try:
+        auth.verify_service_token(header, hub.policies, hub.names, hub.clock())
+    except auth.AuthError as exc:
+        raise HubError(401, "IotHubUnauthorizedAccess", f"Unauthorized: {exc}") from exc
+    if not request.path.startswith("/localhub/"):
+        version = request.query.get("api-version")
+        if version not in SERVICE_API_VERSIONS:
+            raise bad_request("missing or unsupported api-version", "InvalidProtocolVersion")
+    return await handler(request)
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request("request body is not valid JSON") from exc
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    return body
+
+
+def _etag_header(etag: str) -> dict[str, str]:
+    return {"ETag": f'"{etag}"'}
+
+
+# --- registry ---------------------------------------------------------------------------------
+async def list_devices(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    top = request.query.get("top")
+    try:
+        limit = int(top) if top else None
+    except ValueError as exc:
+        raise bad_request("top must be an integer") from exc
+    return web.json_response([hub.registry.device_json(d) for d in hub.registry.list(limit)])
+
+
+async def get_device(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    dev = hub.registry.require(request.match_info["id"])
+    return web.json_response(hub.registry.device_json(dev),
+                             headers=_etag_header(etag_of(dev.etag_counter)))
+
+
+async def put_device(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    dev = hub.registry.put(request.match_info["id"], await _json_object(request),
+                           request.headers.get("If-Match"))
+    return web.json_response(hub.registry.device_json(dev),
+                             headers=_etag_header(etag_of(dev.etag_counter)))
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    hub.registry.delete(request.match_info["id"], request.headers.get("If-Match"))
+    return web.Response(status=204)
+
+
+async def purge_commands(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    device_id = request.match_info["id"]
+    count = hub.c2d.purge(device_id)
+    return web.json_response({"totalMessagesPurged": count, "deviceId": device_id,
+                              "moduleId": None})
+
+
+async def device_statistics(request: web.Request) -> web.Response:
+    devices = request.app[HUB_KEY].registry.list()
+    enabled = sum(1 for d in devices if d.status == "enabled")
+    return web.json_response({"totalDeviceCount": len(devices), "enabledDeviceCount": enabled,
+                              "disabledDeviceCount": len(devices) - enabled})
+
+
+async def service_statistics(request: web.Request) -> web.Response:
+    return web.json_response({"connectedDeviceCount": request.app[HUB_KEY].sessions.count()})
+
+
+# --- twins and methods ------------------------------------------------------------------------
+async def get_twin(request: web.Request) -> web.Response:
+    twin = request.app[HUB_KEY].twins.get(request.match_info["id"])
+    return web.json_response(twin, headers=_etag_header(twin["etag"]))
+
+
+async def patch_twin(request: web.Request, replace: bool = False) -> web.Response:
+    hub = request.app[HUB_KEY]
+    twin = hub.twins.update(request.match_info["id"], await _json_object(request),
+                            request.headers.get("If-Match"), replace=replace)
+    return web.json_response(twin, headers=_etag_header(twin["etag"]))
+
+
+async def put_twin(request: web.Request) -> web.Response:
+    return await patch_twin(request, replace=True)
+
+
+async def invoke_method(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    body = await _json_object(request)
+    timeout = check_timeout(body.get("responseTimeoutInSeconds"))
+    result = await hub.methods.invoke(request.match_info["id"], body.get("methodName"),
+                                      body.get("payload"), timeout)
+    return web.json_response(result)
+
+
+async def run_query(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    body = await _json_object(request)
+    parsed = query.parse(body.get("query", ""))
+    twins = [hub.twins.service_json(d) for d in hub.registry.list()]
+    item_type, rows = query.run(parsed, twins)
+    try:
+        page = int(request.headers.get("x-ms-max-item-count") or 100)
+        start = int(base64.b64decode(request.headers.get("x-ms-continuation") or "MA==").decode())
+    except ValueError as exc:
+        raise bad_request("bad x-ms-max-item-count or x-ms-continuation") from exc
+    page = max(1, min(page, MAX_QUERY_PAGE))
+    chunk = rows[start:start + page]
+    headers = {"x-ms-item-type": item_type}
+    if start + page < len(rows):
+        headers["x-ms-continuation"] = base64.b64encode(str(start + page).encode()).decode()
+    return web.json_response(chunk, headers=headers)
+
+
+# --- the hub's own routes ---------------------------------------------------------------------
+async def send_c2d(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    body = await _json_object(request)
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise bad_request("properties must be an object")
+    payload = decode_body(body.get("body"), body.get("bodyBase64"))
+    message_id = hub.c2d.send(request.match_info["id"], payload, props, body.get("messageId"),
+                              body.get("ttlSeconds"))
+    return web.json_response({"messageId": message_id})
+
+
+async def read_telemetry(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = max(1, min(int(request.query.get("limit", "500")), 5000))
+        wait = max(0.0, min(float(request.query.get("wait", "0")), 60.0))
+    except ValueError as exc:
+        raise bad_request("after, limit and wait must be numbers") from exc
+    if after < 0:
+        after = hub.store.last_telemetry_seq()  # "from now on"
+    rows = await hub.telemetry.read(after, request.query.get("deviceId"), limit, wait)
+    return web.json_response({"messages": [row_json(r) for r in rows],
+                              "last": rows[-1].seq if rows else after})
+
+
+async def info(request: web.Request) -> web.Response:
+    data = dict(request.app[INFO_KEY])
+    data["connectedDevices"] = request.app[HUB_KEY].sessions.count()
+    return web.json_response(data)
+
+
+async def ca_pem(request: web.Request) -> web.Response:
+    path = Path(request.app[INFO_KEY]["caPath"])
+    return web.Response(body=path.read_bytes(), content_type="application/x-pem-file")
+
+
+def make_app(hub: Hub, info_data: dict[str, Any]) -> web.Application:
+    # 512 KB bodies: twins and method payloads are far smaller; anything bigger is refused (413).
+    app = web.Application(middlewares=[error_middleware, auth_middleware],
+                          client_max_size=512 * 1024)
+    app[HUB_KEY] = hub
+    app[INFO_KEY] = info_data
+    app.router.add_get("/devices", list_devices)
+    app.router.add_post("/devices/query", run_query)
+    app.router.add_get("/devices/{id}", get_device)
+    app.router.add_put("/devices/{id}", put_device)
+    app.router.add_delete("/devices/{id}", delete_device)
+    app.router.add_delete("/devices/{id}/commands", purge_commands)
+    app.router.add_get("/twins/{id}", get_twin)
+    app.router.add_patch("/twins/{id}", patch_twin)
+    app.router.add_put("/twins/{id}", put_twin)
+    app.router.add_post("/twins/{id}/methods", invoke_method)
+    app.router.add_get("/statistics/devices", device_statistics)
+    app.router.add_get("/statistics/service", service_statistics)
+    app.router.add_post("/localhub/devices/{id}/messages/devicebound", send_c2d)
+    app.router.add_get("/localhub/telemetry", read_telemetry)
+    app.router.add_get("/localhub/info", info)
+    app.router.add_get("/localhub/ca.pem", ca_pem)
+    # File upload (/devices/{id}/files, device SAS auth) arrives with blob.py in a later issue.
+    return app

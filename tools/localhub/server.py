@@ -1,0 +1,100 @@
+"""Run the hub: certificates, store, MQTT and HTTPS listeners, until SIGINT/SIGTERM.
+
+``serve(ServeConfig(...))`` is what ``localhub serve`` calls. Both listeners bind before the
+runtime record (``runtime.json``) is written, so a reader of that file can connect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from . import __version__, certs, state
+from .hub import Hub
+from .mqtt_server import MqttServer
+from .rest import make_app
+
+log = logging.getLogger("localhub")
+
+
+@dataclass
+class ServeConfig:
+    state_dir: Path
+    host: str = "0.0.0.0"
+    mqtt_port: int = 8883
+    https_port: int = 443
+    hub_name: str | None = None  # advertised HostName; default: listen IP, or LAN IP on 0.0.0.0
+    extra_names: list[str] = field(default_factory=list)
+
+
+def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
+    """(advertised host, every name/IP the certificate carries and the hub accepts)."""
+    wildcard = config.host in ("0.0.0.0", "::", "")
+    lan = certs.lan_address()
+    advertised = config.hub_name or (lan or "127.0.0.1" if wildcard else config.host)
+    names = {"localhost", "127.0.0.1", advertised, *config.extra_names}
+    if not wildcard:
+        names.add(config.host)
+    if lan:
+        names.add(lan)
+    hostname = socket.gethostname()
+    if hostname and "." not in hostname.strip("."):
+        names.add(hostname.lower())
+    return advertised, sorted(n.lower() for n in names if n)
+
+
+def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    policies = state.load_policies(state_dir)
+    advertised, names = hub_names(config)
+    cert, key = certs.ensure_server_cert(state_dir, names)
+    ctx = server_ssl_context(cert, key)
+    hub = Hub.open(state_dir / state.DB_FILE, frozenset(names), policies)
+    mqtt = MqttServer(hub, ctx)
+    info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
+            "httpsPort": config.https_port, "version": __version__,
+            "caPath": str(state_dir / certs.CA_CERT)}
+    runner = web.AppRunner(make_app(hub, info), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await mqtt.start(config.host, config.mqtt_port)
+        site = web.TCPSite(runner, config.host, config.https_port, ssl_context=ctx,
+                           reuse_address=True)
+        await site.start()
+        state.write_runtime(state_dir, state.Runtime(os.getpid(), config.host, config.mqtt_port,
+                                                     config.https_port, advertised))
+        log.info("localhub %s serving MQTT on %s:%d and HTTPS on %s:%d as %s", __version__,
+                 config.host, config.mqtt_port, config.host, config.https_port, advertised)
+        await stop.wait()
+    finally:
+        state.clear_runtime(state_dir, os.getpid())
+        await mqtt.stop()
+        await runner.cleanup()
+        hub.close()
+
+
+def serve(config: ServeConfig) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await _serve(config, stop)
+
+    asyncio.run(main())

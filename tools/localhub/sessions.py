@@ -1,0 +1,52 @@
+"""Live device connections: at most one per device, a new one drops the old (IoT Hub's rule).
+
+Services deliver to a device through the :class:`DeviceSession` interface, so they do not know
+about MQTT; the MQTT connection handler implements it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class DeviceSession(Protocol):
+    device_id: str
+    subscriptions: dict[str, int]  # kind from topics.SUB_* -> granted QoS
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> int | None:
+        """Queue a PUBLISH; return its packet id for QoS 1 (None for QoS 0 or when closed)."""
+
+    def close(self, reason: str) -> None:
+        """Drop the connection (idempotent)."""
+
+
+class SessionRegistry:
+    def __init__(self) -> None:
+        self._sessions: dict[str, DeviceSession] = {}
+
+    def attach(self, session: DeviceSession) -> None:
+        old = self._sessions.get(session.device_id)
+        self._sessions[session.device_id] = session
+        if old is not None and old is not session:
+            old.close("a new connection for this device replaced it")
+
+    def detach(self, session: DeviceSession) -> bool:
+        """Forget ``session`` if it is still the current one; return whether it was."""
+        if self._sessions.get(session.device_id) is session:
+            del self._sessions[session.device_id]
+            return True
+        return False
+
+    def get(self, device_id: str) -> DeviceSession | None:
+        return self._sessions.get(device_id)
+
+    def drop(self, device_id: str, reason: str) -> None:
+        session = self._sessions.pop(device_id, None)
+        if session is not None:
+            session.close(reason)
+
+    def connected(self, device_id: str) -> bool:
+        return device_id in self._sessions
+
+    def count(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,211 @@
+"""SQLite persistence of the hub: devices (with keys and twin), pending C2D, recent telemetry.
+
+One file, ``hub.sqlite3`` in the state folder, in WAL mode so the CLI can create devices while a
+hub is serving. Every write commits at once: a hub killed with SIGKILL loses nothing acknowledged.
+The hub runs all calls from its event loop thread; each statement is small (one row).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    primary_key TEXT NOT NULL,
+    secondary_key TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'enabled',
+    status_reason TEXT,
+    status_updated TEXT NOT NULL,
+    generation_id TEXT NOT NULL,
+    etag_counter INTEGER NOT NULL DEFAULT 1,
+    twin TEXT NOT NULL,
+    c2d_subscribed INTEGER NOT NULL DEFAULT 0,
+    last_activity TEXT
+);
+CREATE TABLE IF NOT EXISTS c2d (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    properties TEXT NOT NULL,
+    enqueued REAL NOT NULL,
+    expiry REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS c2d_device ON c2d(device_id, seq);
+CREATE TABLE IF NOT EXISTS telemetry (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    properties TEXT NOT NULL,
+    system_properties TEXT NOT NULL,
+    enqueued REAL NOT NULL
+);
+"""
+
+# Telemetry is a window for `monitor` and tests, not an Event Hub: keep the latest rows only.
+TELEMETRY_KEEP = 10_000
+
+
+@dataclass
+class DeviceRow:
+    device_id: str
+    primary_key: str
+    secondary_key: str
+    status: str
+    status_reason: str | None
+    status_updated: str
+    generation_id: str
+    etag_counter: int
+    twin: dict[str, Any]
+    c2d_subscribed: bool
+    last_activity: str | None
+
+
+@dataclass
+class C2DRow:
+    seq: int
+    device_id: str
+    message_id: str
+    body: bytes
+    properties: dict[str, str]
+    enqueued: float
+    expiry: float
+
+
+@dataclass
+class TelemetryRow:
+    seq: int
+    device_id: str
+    body: bytes
+    properties: dict[str, str | None]
+    system_properties: dict[str, str | None]
+    enqueued: float
+
+
+class StoreError(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._telemetry_writes = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- devices ---------------------------------------------------------------------------
+    @staticmethod
+    def _device(row: sqlite3.Row) -> DeviceRow:
+        return DeviceRow(
+            device_id=row["device_id"], primary_key=row["primary_key"],
+            secondary_key=row["secondary_key"], status=row["status"],
+            status_reason=row["status_reason"], status_updated=row["status_updated"],
+            generation_id=row["generation_id"], etag_counter=row["etag_counter"],
+            twin=json.loads(row["twin"]), c2d_subscribed=bool(row["c2d_subscribed"]),
+            last_activity=row["last_activity"],
+        )
+
+    def insert_device(self, dev: DeviceRow) -> None:
+        try:
+            self.db.execute(
+                "INSERT INTO devices VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (dev.device_id, dev.primary_key, dev.secondary_key, dev.status, dev.status_reason,
+                 dev.status_updated, dev.generation_id, dev.etag_counter, json.dumps(dev.twin),
+                 int(dev.c2d_subscribed), dev.last_activity),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"device {dev.device_id!r} already exists") from exc
+
+    def save_device(self, dev: DeviceRow) -> None:
+        self.db.execute(
+            "UPDATE devices SET primary_key=?, secondary_key=?, status=?, status_reason=?,"
+            " status_updated=?, etag_counter=?, twin=?, c2d_subscribed=?, last_activity=?"
+            " WHERE device_id=?",
+            (dev.primary_key, dev.secondary_key, dev.status, dev.status_reason, dev.status_updated,
+             dev.etag_counter, json.dumps(dev.twin), int(dev.c2d_subscribed), dev.last_activity,
+             dev.device_id),
+        )
+
+    def get_device(self, device_id: str) -> DeviceRow | None:
+        row = self.db.execute("SELECT * FROM devices WHERE device_id=?", (device_id,)).fetchone()
+        return self._device(row) if row else None
+
+    def list_devices(self, limit: int | None = None) -> list[DeviceRow]:
+        sql = "SELECT * FROM devices ORDER BY device_id"
+        rows = self.db.execute(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        return [self._device(r) for r in rows]
+
+    def delete_device(self, device_id: str) -> bool:
+        cur = self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
+        self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,))
+        return cur.rowcount > 0
+
+    # --- cloud-to-device -------------------------------------------------------------------
+    def add_c2d(self, device_id: str, message_id: str, body: bytes, properties: dict[str, str],
+                enqueued: float, expiry: float) -> int:
+        cur = self.db.execute(
+            "INSERT INTO c2d (device_id, message_id, body, properties, enqueued, expiry)"
+            " VALUES (?,?,?,?,?,?)",
+            (device_id, message_id, body, json.dumps(properties), enqueued, expiry),
+        )
+        return int(cur.lastrowid or 0)
+
+    def pending_c2d(self, device_id: str, now: float) -> list[C2DRow]:
+        """Messages still to deliver, oldest first; expired ones are purged on the way."""
+        self.db.execute("DELETE FROM c2d WHERE device_id=? AND expiry<=?", (device_id, now))
+        rows = self.db.execute("SELECT * FROM c2d WHERE device_id=? ORDER BY seq", (device_id,))
+        return [C2DRow(r["seq"], r["device_id"], r["message_id"], bytes(r["body"]),
+                       json.loads(r["properties"]), r["enqueued"], r["expiry"]) for r in rows]
+
+    def count_c2d(self, device_id: str, now: float) -> int:
+        self.db.execute("DELETE FROM c2d WHERE device_id=? AND expiry<=?", (device_id, now))
+        row = self.db.execute("SELECT COUNT(*) FROM c2d WHERE device_id=?", (device_id,)).fetchone()
+        return int(row[0])
+
+    def complete_c2d(self, seq: int) -> None:
+        self.db.execute("DELETE FROM c2d WHERE seq=?", (seq,))
+
+    def purge_c2d(self, device_id: str) -> int:
+        return self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,)).rowcount
+
+    # --- telemetry -------------------------------------------------------------------------
+    def add_telemetry(self, device_id: str, body: bytes, properties: dict[str, str | None],
+                      system_properties: dict[str, str | None], enqueued: float) -> int:
+        cur = self.db.execute(
+            "INSERT INTO telemetry (device_id, body, properties, system_properties, enqueued)"
+            " VALUES (?,?,?,?,?)",
+            (device_id, body, json.dumps(properties), json.dumps(system_properties), enqueued),
+        )
+        seq = int(cur.lastrowid or 0)
+        self._telemetry_writes += 1
+        if self._telemetry_writes % 500 == 0:
+            self.db.execute("DELETE FROM telemetry WHERE seq<=?", (seq - TELEMETRY_KEEP,))
+        return seq
+
+    def telemetry_after(self, after: int, device_id: str | None, limit: int) -> list[TelemetryRow]:
+        if device_id is None:
+            rows = self.db.execute(
+                "SELECT * FROM telemetry WHERE seq>? ORDER BY seq LIMIT ?", (after, limit))
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM telemetry WHERE seq>? AND device_id=? ORDER BY seq LIMIT ?",
+                (after, device_id, limit))
+        return [TelemetryRow(r["seq"], r["device_id"], bytes(r["body"]),
+                             json.loads(r["properties"]), json.loads(r["system_properties"]),
+                             r["enqueued"]) for r in rows]
+
+    def last_telemetry_seq(self) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM telemetry").fetchone()
+        return int(row[0] or 0)
