@@ -19,6 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(VENV)/bin/boardkit vendor
 	touch $@
 
 node: $(NODE_STAMP)

@@ -27,7 +27,7 @@ class Compiled:
         return self.output.stat().st_size
 
 
-def _board_layout(repo_root: Path) -> list[tuple[Path, str]]:
+def board_layout(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
     """(source file, path on the board) for everything the board needs."""
     layout = []
     for path in sorted((repo_root / "firmware").rglob("*.py")):
@@ -40,7 +40,7 @@ def _board_layout(repo_root: Path) -> list[tuple[Path, str]]:
 def compile_for(profile: BoardProfile, out_dir: Path, repo_root: Path = REPO_ROOT) -> list[Compiled]:
     """Compile lib/ and firmware/ for the profile's architecture into `out_dir`, laid out as on the board."""
     results = []
-    for source, board_path in _board_layout(repo_root):
+    for source, board_path in board_layout(repo_root):
         if board_path in KEEP_AS_SOURCE:
             target = out_dir / board_path
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,9 @@ from hostemu import context
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
-PASTE_WINDOW = 256
+# A UART receive buffer bigger than the ESP ports' 256 bytes: one window holds one of mpremote's 256-byte
+# file chunks (about 1 KB as a bytes literal), so copies are not paced by flow control.
+PASTE_WINDOW = 2048
 
 
 class Uart:

@@ -68,6 +68,8 @@ class SerialBridge:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            # A console trades many tiny packets both ways; Nagle's delay would cost 40 ms each.
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             previous, self._client = self._client, client
             if previous is not None:
                 previous.close()
@@ -77,6 +79,10 @@ class SerialBridge:
         while True:
             try:
                 data = client.recv(4096)
+                # mpremote writes small pieces back to back; its Nagle algorithm holds each one until
+                # the last is acknowledged, so acknowledge at once rather than after Linux's 40 ms.
+                if hasattr(socket, "TCP_QUICKACK"):
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             except OSError:
                 data = b""
             if not data:

@@ -1,0 +1,52 @@
+"""`provision` writes config.json and the CA a board trusts, and never shows the key."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from cryptography import x509
+
+from boardkit import provision
+
+AZURE_CS = "HostName=myhub.azure-devices.net;DeviceId=sensor-7;SharedAccessKey=c2VjcmV0LWtleS1ub3QtdG8tYmUtbG9nZ2VkIQ=="
+
+
+def test_azure_provision_carries_both_roots_and_no_key_in_output(tmp_path):
+    out = tmp_path / "cfg"
+    result = subprocess.run(
+        [sys.executable, "-m", "boardkit.cli", "provision", "--out", str(out), "--wifi", "home:pw",
+         "--connection-string", AZURE_CS], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "c2VjcmV0" not in result.stdout + result.stderr
+    assert "sensor-7" in result.stderr and "myhub.azure-devices.net" in result.stderr
+    roots = x509.load_pem_x509_certificates((out / "ca.pem").read_bytes())
+    names = {r.subject.rfc4514_string() for r in roots}
+    assert any("DigiCert Global Root G2" in n for n in names)
+    assert any("Microsoft RSA Root Certificate Authority 2017" in n for n in names)
+    config = json.loads((out / "config.json").read_text())
+    assert config == {"wifi": {"ssid": "home", "password": "pw"}, "connection_string": AZURE_CS,
+                      "ca_file": "ca.pem", "telemetry_interval": 10}
+    assert (out / "config.json").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("HostName=h;DeviceId=d", "SharedAccessKey is missing"),
+    ("HostName=h;DeviceId=d;SharedAccessKey=", "SharedAccessKey has no value"),
+    ("garbage", "garbage has no value"),
+])
+def test_malformed_connection_strings_are_refused_without_echoing_keys(tmp_path, bad, words):
+    with pytest.raises(provision.ProvisionError, match=words):
+        provision.from_azure(tmp_path, bad, "home", "pw")
+
+
+def test_local_hub_provision_creates_the_device_and_uses_the_hub_ca(tmp_path):
+    hub_state = tmp_path / "hub"
+    first = provision.from_local_hub(tmp_path / "a", hub_state, "dev-1", "hostemu", "hostemu", 5)
+    second = provision.from_local_hub(tmp_path / "b", hub_state, "dev-1", "hostemu", "hostemu", 5)
+    config_a = json.loads(first.config_path.read_text())
+    config_b = json.loads(second.config_path.read_text())
+    assert config_a == config_b  # the same device, not a new one
+    assert "DeviceId=dev-1;" in config_a["connection_string"]
+    assert first.ca_path.read_text() == (hub_state / "ca.pem").read_text()
+    assert config_a["telemetry_interval"] == 5
