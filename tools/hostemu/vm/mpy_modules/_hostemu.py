@@ -1,0 +1,160 @@
+# The VM side of the hostemu bridge: calls into the Python parent, heap reports, and the driver
+# that mounts the board's file system and runs the scripts.
+#
+# Calls cross into JavaScript (the `_vmjs` module of runner.mjs), which writes one JSON line to
+# the parent and blocks until its answer. Arguments and results are ints, strs, floats or None:
+# nothing is allocated on the VM heap for a call. Bytes never travel as Python objects: the JS
+# side copies them straight out of / into the caller's buffer by address, so a device-side
+# readinto() into a preallocated buffer costs no heap here either, as on a board.
+#
+# Adding a bridged service (e.g. `machine`): write a module in mpy_modules/ (or a folder passed as
+# `module_dirs`) whose functions call `_hostemu.call("machine", "reset")`, and register a host
+# object with an `op_reset(self)` method under the name "machine" (see hostemu/vm/README.md).
+
+import gc
+import sys
+import _vmjs
+import uctypes
+
+_call = _vmjs.call
+_call_out = _vmjs.call_out
+_call_in = _vmjs.call_in
+_status = _vmjs.status
+addressof = uctypes.addressof
+
+# Exceptions a host service may raise on the device side, by name.
+_EXCEPTIONS = {
+    "OSError": OSError,
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "RuntimeError": RuntimeError,
+    "NotImplementedError": NotImplementedError,
+    "MemoryError": MemoryError,
+    "KeyError": KeyError,
+    "IndexError": IndexError,
+}
+
+# Values the parent passed for this run (MicroPythonVM(env=...)).
+ENV = {}
+
+
+def _after_call():
+    # Runs only when the JS side flagged something: an exception to raise or a heap probe the
+    # parent asked for. The probe goes first so it sees the heap as the call left it.
+    flags = _status()
+    if flags & 2:
+        probe(_vmjs.probe_label())
+    if flags & 1:
+        name = _vmjs.err_type()
+        import json
+
+        args = json.loads(_vmjs.err_args())
+        raise _EXCEPTIONS.get(name, RuntimeError)(*args)
+
+
+def call(service, op, a=None, b=None, c=None, d=None):
+    """Call `op` of host service `service` with up to four int/str/float/None arguments."""
+    result = _call(service, op, a, b, c, d)
+    if _status():
+        _after_call()
+    return result
+
+
+def call_out(service, op, addr, n, a=None, b=None):
+    """Like call(), also sending the `n` bytes at address `addr` (see addressof())."""
+    result = _call_out(service, op, addr, n, a, b)
+    if _status():
+        _after_call()
+    return result
+
+
+def call_in(service, op, addr, n, a=None, b=None):
+    """Like call(); the host's reply bytes (at most `n`) are written at address `addr`."""
+    result = _call_in(service, op, addr, n, a, b)
+    if _status():
+        _after_call()
+    return result
+
+
+def heap_total():
+    # This port's heap grows on demand (MICROPY_GC_SPLIT_HEAP_AUTO) and gc.mem_free() counts the
+    # 128 MiB it could still add; what is left is the size of the heap actually in use.
+    return gc.mem_alloc() + gc.mem_free() - 134217728
+
+
+def probe(label):
+    """Collect, then report the live heap to the parent under `label`."""
+    gc.collect()
+    _vmjs.heap(label, gc.mem_alloc(), gc.mem_free(), 1)
+
+
+def sample(label):
+    """Report the heap as it is (garbage included), for peak tracking: no collection."""
+    _vmjs.heap(label, gc.mem_alloc(), gc.mem_free(), 0)
+
+
+def _exit_status(exc):
+    code = exc.value if hasattr(exc, "value") else (exc.args[0] if exc.args else None)
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code)
+    return 1
+
+
+def _traceback(exc):
+    import io
+
+    buf = io.StringIO()
+    sys.print_exception(exc, buf)
+    return buf.getvalue()
+
+
+def _preimport(names):
+    # On a board socket/ssl/select/time are built in and cost no heap when imported; here they
+    # are Python modules. Importing them all before the baseline is taken keeps their cost out
+    # of the figures measured for device code.
+    for name in names:
+        __import__(name)
+
+
+def main():
+    import json
+    import os
+    import vfs
+
+    run = json.loads(_vmjs.config("run"))
+    ENV.update(run.get("env") or {})
+    _preimport(run["preimport"])
+    vfs.umount("/.hostemu")
+    sys.path.clear()
+    for entry in run["sys_path"]:
+        sys.path.append(entry)
+    os.chdir("/")
+    run = run["scripts"]
+    gc.collect()
+    probe("baseline")
+
+    status = 0
+    traceback = None
+    scope = {"__name__": "__main__"}
+    for item in run:
+        name = item.get("path") or "<code>"
+        try:
+            if "code" in item:
+                exec(item["code"], scope)
+            else:
+                scope["__file__"] = name
+                execfile(name, scope)
+        except SystemExit as exc:
+            status = _exit_status(exc)
+            break
+        except BaseException as exc:  # the board prints the traceback on its console, and so do we
+            traceback = _traceback(exc)
+            print(traceback, end="")
+            status = 1
+            break
+        finally:
+            probe("after " + name)
+    _vmjs.exit(status, traceback)
