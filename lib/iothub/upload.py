@@ -1,0 +1,250 @@
+"""Device half of IoT Hub file upload (DESIGN section 3 "File upload"); imported only when used.
+
+1. POST ``/devices/{id}/files?api-version=2021-04-12`` ``{"blobName": ...}`` to the hub ->
+   ``{correlationId, hostName, containerName, blobName, sasToken}``.
+2. Put Block for each ``chunk_size`` piece of the file, read into ONE preallocated buffer and
+   sent with Content-Length; a failed block is retried with backoff (429, 5xx, network).
+3. Put Block List (XML streamed through the same buffer), even for a 0-byte file.
+4. POST ``/devices/{id}/files/notifications`` ``{correlationId, isSuccess, statusCode,
+   statusDescription}``, always, failures included (with the storage status code).
+
+Memory does not grow with the file size: nothing per block is kept (block ids are recomputed).
+``hostName`` may carry a port and ``containerName`` a path (Azurite's path-style
+``devstoreaccount1/<container>``); both are used as given.
+"""
+
+import json
+import os
+
+from iothub import blocks, retry
+from iothub.errors import ConfigError, HTTPError, ProtocolError
+from iothub.http import HTTPConnection
+from iothub.net import split_host_port, tls_context
+from iothub.sas import quote
+
+API_VERSION = "2021-04-12"
+_NETWORK = -1  # "status" of an attempt that failed on the network
+
+
+class _Clockless:
+    # Used when no clock is given: retries still wait (blocking sleep).
+    def sleep_ms(self, ms):
+        import time
+
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(ms)
+        else:
+            time.sleep(ms / 1000)
+
+
+def _attempts(clock, jitter, retries, min_ms, max_ms, op):
+    """Run ``op() -> status`` until it gives a non-retryable status or ``retries`` retries are
+    spent; network errors (OSError, ProtocolError) count as retryable. Returns the last status
+    and the last error text."""
+    attempt = 0
+    while True:
+        err = None
+        try:
+            status = op()
+        except (OSError, ProtocolError) as e:
+            status, err = _NETWORK, e
+        if status != _NETWORK and not retry.http_retryable(status):
+            return status, None
+        if attempt >= retries:
+            return status, err
+        clock.sleep_ms(retry.delay_ms(attempt, jitter(min_ms), min_ms, max_ms))
+        attempt += 1
+
+
+def upload_file(
+    path,
+    blob_name,
+    host,
+    device_id,
+    token,
+    hub_host=None,
+    ca=None,
+    blob_ca=None,
+    chunk_size=4096,
+    progress=None,
+    retries=3,
+    min_backoff_ms=500,
+    max_backoff_ms=8000,
+    clock=None,
+    jitter=None,
+    sock_factory=None,
+    timeout=30,
+    port=443,
+):
+    """Upload the file at ``path`` as ``blob_name``; returns the notification sent to the hub.
+
+    :param host: where the hub's HTTPS endpoint is reached (``host[:port]``, a gateway).
+    :param hub_host: the hub's HostName for the ``Host`` header (defaults to ``host``).
+    :param token: the device SAS token (``Authorization`` header).
+    :param ca: CA for the hub (and for storage unless ``blob_ca`` is given). None: plain
+        HTTP, for tests against a local server only.
+    :param chunk_size: block size in bytes (from the board profile); the only big buffer.
+    :param progress: ``f(sent_bytes, total_bytes)`` after each block.
+    :returns: dict ``correlationId``, ``isSuccess``, ``statusCode``, ``statusDescription``,
+        ``blobName``, ``bytes``, ``notified`` (False if the notification itself failed).
+    :raises HTTPError: the hub refused to hand out a blob SAS URI (nothing to notify then);
+        ``OSError`` (TLS errors included) if the hub could not be reached at all.
+    """
+    if chunk_size < 64:
+        raise ConfigError("chunk_size must be at least 64 bytes")
+    clock = clock or _Clockless()
+    if jitter is None:
+
+        def jitter(limit):
+            return 0
+
+    total = os.stat(path)[6]
+    if (total + chunk_size - 1) // chunk_size > blocks.MAX_BLOCKS:
+        raise ConfigError("file needs more than 50000 blocks: raise chunk_size")
+    hub_ctx = tls_context(ca) if ca else None
+    hname, hport = split_host_port(host, port)
+    hub = HTTPConnection(hname, hport, hub_ctx, timeout, sock_factory, 512, hub_host)
+    hub_headers = (("Authorization", token), ("Content-Type", "application/json"))
+
+    def hub_post(path_, doc, box):
+        def op():
+            hub.request("POST", path_, hub_headers, json.dumps(doc))
+            resp = hub.getresponse("POST")
+            if resp.status == 200:
+                box.append(resp.json(8192))
+            else:
+                resp.drain()
+            return resp.status
+
+        return _attempts(clock, jitter, retries, min_backoff_ms, max_backoff_ms, op)
+
+    base = "/devices/" + quote(device_id) + "/files"
+    box = []
+    try:
+        status, err = hub_post(base + "?api-version=" + API_VERSION, {"blobName": blob_name}, box)
+        if status != 200:
+            if err is not None:
+                raise err  # network or TLS failure (e.g. certificate not trusted): show it as is
+            raise HTTPError(status, "file upload: no blob SAS URI")
+        info = box[0]
+        try:
+            corr = info["correlationId"]
+            bhost, bport = split_host_port(info["hostName"], 443)
+            sas_token = info["sasToken"]
+            if not sas_token.startswith("?"):
+                sas_token = "?" + sas_token
+            blob_path = "/" + quote(info["containerName"], "/") + "/" + quote(info["blobName"], "/") + sas_token
+        except (KeyError, TypeError):
+            raise ProtocolError("file upload: incomplete answer from the hub")
+        result = {"correlationId": corr, "blobName": info["blobName"], "bytes": 0}
+        info = box = None  # the SAS answer is no longer needed
+        if blob_ca is None:
+            blob_ca = ca
+        bctx = hub_ctx if blob_ca is ca else (tls_context(blob_ca) if blob_ca else None)
+        status, desc, sent = _put_blocks(
+            path, total, blob_path, HTTPConnection(bhost, bport, bctx, timeout, sock_factory, 512),
+            chunk_size, progress, clock, jitter, retries, min_backoff_ms, max_backoff_ms,
+        )
+        ok = status == 201
+        result["isSuccess"] = ok
+        result["statusCode"] = status if status > 0 else 500
+        result["statusDescription"] = desc
+        result["bytes"] = sent
+        note = {
+            "correlationId": corr,
+            "isSuccess": ok,
+            "statusCode": result["statusCode"],
+            "statusDescription": desc,
+        }
+        nstatus, nerr = hub_post(base + "/notifications?api-version=" + API_VERSION, note, [])
+        result["notified"] = 200 <= nstatus < 300
+        return result
+    finally:
+        hub.close()
+
+
+def _put_blocks(path, total, blob_path, conn, chunk_size, progress, clock, jitter, retries, min_ms, max_ms):
+    """Put every block and the block list; returns ``(status, description, bytes_sent)``.
+
+    The request head is written into the same buffer just before the block's data, so each
+    Put Block is one write (see ``HTTPConnection.request`` on Nagle and delayed ACKs).
+    """
+    block_path = blob_path + "&comp=block&blockid="
+    room = len(conn.head("PUT", block_path + blocks.block_id(0), None, chunk_size))
+    list_head = conn.head(
+        "PUT", blob_path + "&comp=blocklist", (("Content-Type", "application/xml"),),
+        blocks.block_list_length(blocks.MAX_BLOCKS),
+    )
+    # The only buffer that scales with the board's profile: head room + one chunk.
+    buf = bytearray(room + (chunk_size if chunk_size > len(list_head) + 64 else len(list_head) + 64))
+    mv = memoryview(buf)
+    held = [0, 0]  # start of the head in buf, bytes of block data after `room`
+
+    def put_block_op(index):
+        def op():
+            head = conn.head("PUT", block_path + blocks.block_id(index), None, held[1])
+            start = room - len(head)  # Content-Length of a short last block has fewer digits
+            buf[start:room] = head
+            conn.send_first(mv[start:], room - start + held[1])
+            resp = conn.getresponse("PUT")
+            resp.drain()
+            return resp.status
+
+        return op
+
+    sent = 0
+    count = 0
+    data = mv[room : room + chunk_size]
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(data)
+                if not n:
+                    break
+                # A short read is not the end of a file on every filesystem: top the block up.
+                while n < chunk_size:
+                    more = f.readinto(data[n:])
+                    if not more:
+                        break
+                    n += more
+                held[1] = n
+                status, err = _attempts(clock, jitter, retries, min_ms, max_ms, put_block_op(count))
+                if status != 201:
+                    return status, _describe("Put Block", status, err), sent
+                count += 1
+                sent += n
+                if progress:
+                    progress(sent, total)
+
+        def list_op():
+            head = conn.head(
+                "PUT", blob_path + "&comp=blocklist", (("Content-Type", "application/xml"),),
+                blocks.block_list_length(count),
+            )
+            buf[: len(head)] = head
+            first = [True]
+
+            def write(piece):
+                if first[0]:
+                    first[0] = False
+                    conn.send_first(piece)
+                else:
+                    conn.send(piece)
+
+            blocks.write_block_list(write, count, buf, len(head))
+            resp = conn.getresponse("PUT")
+            resp.drain()
+            return resp.status
+
+        status, err = _attempts(clock, jitter, retries, min_ms, max_ms, list_op)
+        if status != 201:
+            return status, _describe("Put Block List", status, err), sent
+        return 201, "uploaded %d bytes in %d blocks" % (sent, count), sent
+    finally:
+        conn.close()
+
+
+def _describe(step, status, err):
+    if status == _NETWORK:
+        return "%s failed: network error %r" % (step, err)
+    return "%s failed with storage status %d" % (step, status)

@@ -1,0 +1,146 @@
+"""The device library against the real local hub (tools/localhub, a subprocess on its own
+loopback address) over TLS, through MicroPython-like sockets: telemetry, C2D, methods, twin,
+outage and reconnect, file upload into Azurite. Independent checks come from the hub's
+service side (its REST API and azure-storage-blob)."""
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+import lib_mpnet
+from iothub import net
+from iothub.client import CONNECTED, IoTHubClient
+
+testing = pytest.importorskip("localhub.testing")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with testing.HubProcess(tmp_path_factory.mktemp("hub")) as h:
+        yield h
+
+
+@pytest.fixture
+def device(hub, request):
+    net.use(lib_mpnet.SOCKET, lib_mpnet.SSL)
+    name = "dev-" + request.node.name[5:30].replace("_", "-")
+    cs = hub.create_device(name)
+    clients = []
+
+    def make(**kw):
+        kw.setdefault("port", hub.mqtt_port)
+        c = IoTHubClient(cs, ca=hub.ca_pem, keepalive=60, **kw)
+        clients.append(c)
+        return c
+
+    make.name = name
+    yield make
+    for c in clients:
+        c.disconnect()
+    net.use()
+
+
+def poll_until(client, cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met")
+        client.poll()
+        time.sleep(0.01)  # let the hub's process run; nothing here asserts timing
+
+
+def test_telemetry_and_c2d(hub, device):
+    c = device()
+    got = []
+    c.on_c2d(lambda body, props: got.append((body, props)))
+    c.connect()
+    assert c.send_telemetry(b'{"t": 21.5}', [("$.ct", "application/json"), ("$.ce", "utf-8"), ("$.mid", "m-1"), ("room", "a b")])
+    poll_until(c, lambda: c.stats()["inflight"] == 0)
+    (msg,) = hub.wait_telemetry(device.name, 1)
+    assert msg["body"] == '{"t": 21.5}'
+    assert msg["properties"] == {"room": "a b"}
+    sysprops = {k.lower(): v for k, v in msg["systemProperties"].items()}
+    assert sysprops.get("message-id") == "m-1" and sysprops.get("content-type") == "application/json"
+    hub.send_c2d(device.name, "hello", {"k": "v"})
+    poll_until(c, lambda: got)
+    assert got[0][0] == b"hello" and got[0][1]["k"] == "v"
+
+
+def test_direct_methods(hub, device):
+    c = device()
+
+    def boom(payload):
+        raise ValueError("nope")
+
+    c.on_method("add", lambda p: (200, {"sum": p["a"] + p["b"]}))
+    c.on_method("boom", boom)
+    c.connect()
+    results = {}
+
+    def invoke(name, payload):
+        results[name] = hub.invoke_method(device.name, name, payload, timeout=10)
+
+    threads = [threading.Thread(target=invoke, args=a) for a in (("add", {"a": 1, "b": 2}), ("boom", None), ("missing", None))]
+    for t in threads:
+        t.start()
+    poll_until(c, lambda: len(results) == 3 or not any(t.is_alive() for t in threads))
+    for t in threads:
+        t.join(10)
+    assert results["add"]["status"] == 200 and results["add"]["payload"] == {"sum": 3}
+    assert results["boom"]["status"] == 500 and results["boom"]["payload"] == {"error": "nope"}
+    assert results["missing"]["status"] == 404
+
+
+def test_twin_desired_and_reported(hub, device):
+    c = device()
+    seen = []
+    c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
+    hub.update_twin(device.name, {"properties": {"desired": {"rate": 5}}})
+    c.connect()
+    poll_until(c, lambda: seen)
+    assert seen[0][0]["rate"] == 5 and seen[0][2] is True
+    hub.update_twin(device.name, {"properties": {"desired": {"rate": 7}}})
+    poll_until(c, lambda: len(seen) == 2)
+    assert seen[1][0]["rate"] == 7 and seen[1][2] is False and seen[1][1] > seen[0][1]
+    answers = []
+    c.patch_reported({"fw": "1.0", "stats": c.stats()}, lambda status, version: answers.append(status))
+    poll_until(c, lambda: answers)
+    assert answers == [204]
+    assert hub.get_twin(device.name)["properties"]["reported"]["fw"] == "1.0"
+    assert c.get_twin()["desired"]["rate"] == 7
+
+
+def test_outage_reconnect_resync_and_queue(hub, device):
+    c = device(min_backoff_ms=100, max_backoff_ms=500, jitter_ms=50)
+    seen = []
+    c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
+    c.connect()
+    poll_until(c, lambda: seen)
+    hub.kill()
+    poll_until(c, lambda: c.state != CONNECTED)
+    c.send_telemetry(b"while-down")
+    assert c.stats()["queued"] == 1
+    hub.start()
+    hub.update_twin(device.name, {"properties": {"desired": {"mode": "eco"}}})
+    poll_until(c, lambda: c.state == CONNECTED and len(seen) >= 2, timeout=20)
+    assert seen[-1][0]["mode"] == "eco" and seen[-1][2] is True
+    poll_until(c, lambda: c.stats()["queued"] == 0 and c.stats()["inflight"] == 0)
+    bodies = [m["body"] for m in hub.wait_telemetry(device.name, 1)]
+    assert "while-down" in bodies
+
+
+def test_file_upload_into_blob_storage(hub, device, tmp_path):
+    c = device()
+    data = os.urandom(50000)
+    path = tmp_path / "log.bin"
+    path.write_bytes(data)
+    progress = []
+    result = c.upload_file(str(path), "log.bin", progress=lambda s, t: progress.append(s), chunk_size=8192)
+    assert result["isSuccess"], result
+    assert progress[-1] == 50000 and len(progress) == 7
+    assert hashlib.sha256(hub.read_blob(device.name + "/log.bin")).digest() == hashlib.sha256(data).digest()
+    (note,) = hub.wait_upload_notifications(device.name, 1)
+    assert note["isSuccess"] is True and note["correlationId"] == result["correlationId"]
