@@ -96,7 +96,7 @@ except OSError as exc:
 
 
 def test_tls_with_ssl_context_checks_the_certificate(tmp_path, tls_echo_server, test_certificates):
-    from conftest import make_certificates
+    from tls_support import make_certificates
 
     other_ca = make_certificates(tmp_path / "other", "some other CA").ca_der
     script = JOIN + f"""

@@ -20,7 +20,7 @@ from hostemu.vm import (DeviceError, ManualClock, MicroPythonVM, RunResult, VMSt
 from hostemu.vm.bridge import MPY_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import make_certificates  # noqa: E402  (the shared CA helper of tests/conftest.py)
+from tls_support import make_certificates  # noqa: E402
 
 pytestmark = [
     pytest.mark.vm,
