@@ -15,7 +15,9 @@ the official Azure SDKs and the on-device library work against it unchanged. Sta
 - ``certs``       development CA and server cert   - ``state``        state folder, names
 - ``server``      run everything                   - ``client``       HTTPS client (CLI, tests)
 - ``cli``         ``localhub`` command             - ``testing``      HubProcess for tests
-- ``blob``        file-upload storage (later issue)
+- ``blob``        blob storage: Azurite or Azure   - ``uploads``      file upload service
+- ``upload_routes`` file-upload HTTPS routes       - ``upload_client`` its client side
+- ``upload_cli``  ``localhub upload ...``
 """
 
 __version__ = "0.1.0"

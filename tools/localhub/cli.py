@@ -18,7 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from . import auth, certs, state
+from . import auth, blob, certs, job_cli, state, upload_cli, uploads
 from .client import HubClient, HubNotRunning, HubRequestError
 from .errors import HubError
 from .registry import Registry
@@ -118,15 +118,29 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @click.option("--hub-name", default=None, help="HostName put in connection strings "
               "(default: the listen address, or the LAN address when listening on all).")
 @click.option("--name", "extra_names", multiple=True, help="Extra DNS name or IP for the certificate.")
+@click.option("--storage-connection-string", envvar="LOCALHUB_STORAGE_CONNECTION_STRING",
+              default=None, help="Azure storage account for file upload (default: Azurite, "
+              "started by the hub on first use).")
+@click.option("--storage-container", default=blob.DEFAULT_CONTAINER, show_default=True)
+@click.option("--upload-sas-ttl", default=uploads.DEFAULT_SAS_TTL, show_default=True,
+              type=click.IntRange(min=1), help="Lifetime of file-upload SAS URIs, in seconds.")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
 def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: str | None,
-              extra_names: tuple[str, ...], verbose: bool) -> None:
+              extra_names: tuple[str, ...], storage_connection_string: str | None,
+              storage_container: str, upload_sas_ttl: int, verbose: bool) -> None:
     """Run the hub until interrupted."""
+    try:
+        blob.check_container_name(storage_container)
+        if storage_connection_string:
+            blob.parse_storage_connection_string(storage_connection_string)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("localhub").setLevel(logging.INFO)
-    serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names)))
+    serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
+                      storage_connection_string, storage_container, upload_sas_ttl))
 
 
 @main.group()
@@ -324,6 +338,11 @@ def c2d_send(obj: Ctx, device_id: str, body: str, props: tuple[str, ...], messag
              ttl: int | None) -> None:
     mid = obj.require_client().send_c2d(device_id, body, _props(props), message_id, ttl)
     console.print(f"queued {mid}")
+
+
+main.add_command(upload_cli.upload)  # `localhub upload notifications | storage`
+main.add_command(job_cli.job)  # `localhub job create | show | list | cancel`
+main.add_command(job_cli.query_cmd)  # `localhub query "SELECT ... FROM devices ..."`
 
 
 @main.command("ca")

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 from . import auth
 from .c2d import C2DService
+from .jobs import JobService
 from .methods import MethodService
 from .mqtt_codec import CONNACK_BAD_PROTOCOL, CONNACK_ID_REJECTED, CONNACK_NOT_AUTHORIZED, Connect
 from .registry import Registry
@@ -50,6 +51,7 @@ class Hub:
         self.twins = TwinService(store, self.registry, self.sessions, clock)
         self.methods = MethodService(self.sessions)
         self.telemetry = TelemetryService(store, clock)
+        self.jobs = JobService(self)  # started by server.py once the listeners are up
 
     @classmethod
     def open(cls, db_path: Path, names: frozenset[str], policies: dict[str, str],

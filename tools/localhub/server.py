@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, certs, state
+from . import __version__, blob, certs, state, upload_routes, uploads
 from .hub import Hub
 from .mqtt_server import MqttServer
 from .rest import make_app
@@ -33,6 +33,10 @@ class ServeConfig:
     https_port: int = 443
     hub_name: str | None = None  # advertised HostName; default: listen IP, or LAN IP on 0.0.0.0
     extra_names: list[str] = field(default_factory=list)
+    # File upload (blob.py, uploads.py): an Azure storage account, else Azurite run by the hub.
+    storage_connection_string: str | None = None
+    storage_container: str = blob.DEFAULT_CONTAINER
+    upload_sas_ttl: int = uploads.DEFAULT_SAS_TTL
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -70,13 +74,20 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
             "httpsPort": config.https_port, "version": __version__,
             "caPath": str(state_dir / certs.CA_CERT)}
-    runner = web.AppRunner(make_app(hub, info), access_log=None, handle_signals=False)
+    app = make_app(hub, info)
+    storage = blob.make_storage(state_dir, config.host, advertised, cert, key,
+                                config.storage_connection_string, config.storage_container)
+    upload_service = uploads.UploadService(hub.store.db, storage, hub.clock, config.upload_sas_ttl)
+    upload_routes.setup(app, upload_service)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
+        await upload_service.resume()  # Azurite again if this state folder used it before
         await mqtt.start(config.host, config.mqtt_port)
         site = web.TCPSite(runner, config.host, config.https_port, ssl_context=ctx,
                            reuse_address=True)
         await site.start()
+        hub.jobs.start()  # resume stored jobs now that devices can reconnect
         state.write_runtime(state_dir, state.Runtime(os.getpid(), config.host, config.mqtt_port,
                                                      config.https_port, advertised))
         log.info("localhub %s serving MQTT on %s:%d and HTTPS on %s:%d as %s", __version__,
@@ -84,8 +95,10 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         state.clear_runtime(state_dir, os.getpid())
+        await hub.jobs.stop()  # unfinished jobs stay stored and resume at the next start
         await mqtt.stop()
         await runner.cleanup()
+        await upload_service.close()  # stops Azurite
         hub.close()
 
 

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import certs, state
+from . import certs, state, upload_client
 from .client import HubClient
 
 _TOOLS_DIR = Path(__file__).resolve().parent.parent
@@ -88,7 +88,9 @@ class HubProcess:
     """A local hub in a subprocess. Context manager: ``start()`` on enter, ``stop()`` on exit."""
 
     def __init__(self, state_dir: Path | str, host: str | None = None, mqtt_port: int = 8883,
-                 https_port: int = 443, startup_timeout: float = 30.0) -> None:
+                 https_port: int = 443, startup_timeout: float = 30.0,
+                 serve_args: tuple[str, ...] = ()) -> None:
+        self.serve_args = tuple(serve_args)  # extra `serve` options, e.g. ("--upload-sas-ttl", "60")
         self.state_dir = Path(state_dir)
         self.host = host or free_loopback_host((mqtt_port, https_port))
         self.mqtt_port = mqtt_port
@@ -111,7 +113,7 @@ class HubProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_TOOLS_DIR), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "localhub", "--state", str(self.state_dir), "serve",
                "--host", self.host, "--mqtt-port", str(self.mqtt_port),
-               "--https-port", str(self.https_port), "-v"]
+               "--https-port", str(self.https_port), "-v", *self.serve_args]
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -257,3 +259,25 @@ class HubProcess:
 
     def query(self, sql: str) -> list[Any]:
         return self.client.query(sql)
+
+    # --- file upload (localhub.upload_client; Azurite starts on first use) ------------------
+    def upload_notifications(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        """Every upload notification so far (oldest first): deviceId, blobName, blobUri,
+        blobSizeInBytes, isSuccess, statusCode, statusDescription, correlationId, ..."""
+        return upload_client.all_notifications(self.client, device_id)
+
+    def wait_upload_notifications(self, device_id: str | None, count: int,
+                                  timeout: float = 10.0) -> list[dict[str, Any]]:
+        return upload_client.wait_notifications(self.client, device_id, count, timeout)
+
+    def storage_info(self) -> dict[str, Any]:
+        """``{connectionString, accountName, blobEndpoint, container, hostName, containerName}``."""
+        return upload_client.storage_info(self.client)
+
+    def blob_service_client(self) -> Any:
+        """``azure.storage.blob.BlobServiceClient`` on the hub's storage, trusting the hub's CA."""
+        return upload_client.blob_service_client(self.client, self.ca_path)
+
+    def read_blob(self, blob_name: str) -> bytes:
+        """Bytes of ``{deviceId}/{name}`` in the upload container (azure-storage-blob)."""
+        return upload_client.read_blob(self.client, self.ca_path, blob_name)
