@@ -27,6 +27,15 @@ class Compiled:
         return self.output.stat().st_size
 
 
+def is_board_file(board_path: str) -> bool:
+    """Whether a file of firmware/ or lib/ goes onto the board: Python modules, but not the
+    packaging manifests (manifest*.py at the top of lib/ are read by MicroPython's freezer)."""
+    name = board_path.rsplit("/", 1)[-1]
+    if not name.endswith(".py") or "__pycache__" in board_path:
+        return False
+    return not (board_path.count("/") <= 1 and name.startswith("manifest"))
+
+
 def board_layout(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
     """(source file, path on the board) for everything the board needs."""
     layout = []
@@ -34,7 +43,7 @@ def board_layout(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
         layout.append((path, path.relative_to(repo_root / "firmware").as_posix()))
     for path in sorted((repo_root / "lib").rglob("*.py")):
         layout.append((path, "lib/" + path.relative_to(repo_root / "lib").as_posix()))
-    return [(src, dst) for src, dst in layout if "__pycache__" not in dst]
+    return [(src, dst) for src, dst in layout if is_board_file(dst)]
 
 
 def compile_for(profile: BoardProfile, out_dir: Path, repo_root: Path = REPO_ROOT) -> list[Compiled]:
