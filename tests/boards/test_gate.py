@@ -1,7 +1,6 @@
 """The MicroPython gate: mpy-cross compiles every device file, and device code imports only what a
 board has."""
 
-from pathlib import Path
 
 import pytest
 

@@ -193,7 +193,6 @@ def test_backoff_delays_with_jitter_and_elapsed_time(env):
     hub.fail = [OSError(113)] * 6
     with pytest.raises(OSError):
         c.connect()
-    attempts = [clock.ticks]
     waits = []
     while len(hub.conns) < 7:
         before = len(hub.conns)

@@ -53,6 +53,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from . import certs
+from .netutil import port_free
 
 log = logging.getLogger("localhub.blob")
 
@@ -181,18 +182,6 @@ def _client_ssl(account: StorageAccount) -> ssl.SSLContext:
 
 
 # --- Azurite --------------------------------------------------------------------------------------
-def _port_free(host: str, port: int) -> bool:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
 def _free_port(host: str) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -283,7 +272,7 @@ class Azurite:
         for attempt in range(3):
             # The port of the last run first: SAS URLs handed out before a restart stay valid.
             port = settings.get("port")
-            if attempt or not isinstance(port, int) or not _port_free(cfg.listen_host, port):
+            if attempt or not isinstance(port, int) or not port_free(cfg.listen_host, port):
                 port = _free_port(cfg.listen_host)
             cmd = [node, str(AZURITE_MAIN), "--blobHost", cfg.listen_host, "--blobPort", str(port),
                    "--cert", str(cfg.cert), "--key", str(cfg.key), "--location", str(location),

@@ -22,11 +22,11 @@ from . import auth, blob, certs, job_cli, state, upload_cli, uploads
 from .client import HubClient, HubNotRunning, HubRequestError
 from .errors import HubError
 from .registry import Registry
+from .cli_output import console, json_option, print_json
 from .server import ServeConfig, hub_names, serve
 from .sessions import SessionRegistry
 from .store import Store
 
-console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -64,19 +64,6 @@ class Ctx:
             return client.get_device(device_id)["authentication"]["symmetricKey"]
         dev = self.offline_registry().require(device_id)
         return {"primaryKey": dev.primary_key, "secondaryKey": dev.secondary_key}
-
-
-def _print_json(data: Any) -> None:
-    console.print_json(json.dumps(data))
-
-
-def _json_option(value: str | None, what: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
 
 
 def _props(values: tuple[str, ...]) -> dict[str, str]:
@@ -164,7 +151,7 @@ def device_create(obj: Ctx, device_id: str, primary_key: str | None, secondary_k
     else:
         reg = obj.offline_registry()
         data = reg.device_json(reg.create(device_id, primary_key, secondary_key, status))
-    _print_json(data)
+    print_json(data)
 
 
 @device.command("list")
@@ -186,10 +173,10 @@ def device_list(obj: Ctx) -> None:
 def device_show(obj: Ctx, device_id: str) -> None:
     client = obj.client()
     if client is not None:
-        _print_json(client.get_device(device_id))
+        print_json(client.get_device(device_id))
     else:
         reg = obj.offline_registry()
-        _print_json(reg.device_json(reg.require(device_id)))
+        print_json(reg.device_json(reg.require(device_id)))
 
 
 @device.command("delete")
@@ -289,9 +276,9 @@ def method() -> None:
 @click.option("--timeout", default=30, show_default=True, type=int)
 @click.pass_obj
 def method_invoke(obj: Ctx, device_id: str, name: str, payload: str | None, timeout: int) -> None:
-    result = obj.require_client().invoke_method(device_id, name, _json_option(payload, "payload"),
+    result = obj.require_client().invoke_method(device_id, name, json_option(payload, "payload"),
                                                 timeout)
-    _print_json(result)
+    print_json(result)
 
 
 @main.group()
@@ -303,7 +290,7 @@ def twin() -> None:
 @click.argument("device_id")
 @click.pass_obj
 def twin_show(obj: Ctx, device_id: str) -> None:
-    _print_json(obj.require_client().get_twin(device_id))
+    print_json(obj.require_client().get_twin(device_id))
 
 
 @twin.command("update")
@@ -314,12 +301,12 @@ def twin_show(obj: Ctx, device_id: str) -> None:
 def twin_update(obj: Ctx, device_id: str, desired: str | None, tags: str | None) -> None:
     patch: dict[str, Any] = {}
     if desired is not None:
-        patch["properties"] = {"desired": _json_option(desired, "--desired")}
+        patch["properties"] = {"desired": json_option(desired, "--desired")}
     if tags is not None:
-        patch["tags"] = _json_option(tags, "--tags")
+        patch["tags"] = json_option(tags, "--tags")
     if not patch:
         raise click.UsageError("give --desired and/or --tags")
-    _print_json(obj.require_client().update_twin(device_id, patch))
+    print_json(obj.require_client().update_twin(device_id, patch))
 
 
 @main.group()

@@ -3,33 +3,16 @@ from the command line, through the running hub's REST API (cli.py attaches these
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
 from urllib.parse import quote
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from .cli_output import console, json_option, print_json
 from .twin import iso_now
-
-console = Console(highlight=False)
-
-
-def _print_json(data: Any) -> None:
-    console.print_json(json.dumps(data))
-
-
-def _json_arg(value: str | None, what: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from exc
-
 
 def _job_path(job_id: str) -> str:
     return f"/jobs/v2/{quote(job_id, safe='')}"
@@ -73,15 +56,15 @@ def job_create(obj: Any, job_id: str | None, condition: str, method_name: str | 
     if method_name:
         body["type"] = "scheduleDeviceMethod"
         body["cloudToDeviceMethod"] = {"methodName": method_name,
-                                       "payload": _json_arg(payload, "--payload"),
+                                       "payload": json_option(payload, "--payload"),
                                        "responseTimeoutInSeconds": method_timeout,
                                        "connectTimeoutInSeconds": connect_timeout}
     else:
         update: dict[str, Any] = {}
         if tags is not None:
-            update["tags"] = _json_arg(tags, "--tags")
+            update["tags"] = json_option(tags, "--tags")
         if desired is not None:
-            update["properties"] = {"desired": _json_arg(desired, "--desired")}
+            update["properties"] = {"desired": json_option(desired, "--desired")}
         body["type"] = "scheduleUpdateTwin"
         body["updateTwin"] = update
     if start_in is not None:
@@ -91,12 +74,12 @@ def job_create(obj: Any, job_id: str | None, condition: str, method_name: str | 
     client = obj.require_client()
     created = client.request("PUT", _job_path(job_id), body)[2]
     if not wait:
-        _print_json(created)
+        print_json(created)
         return
     while True:
         current = client.request("GET", _job_path(job_id))[2]
         if current["status"] in ("completed", "failed", "cancelled"):
-            _print_json(current)
+            print_json(current)
             return
         time.sleep(0.5)
 
@@ -112,7 +95,7 @@ def job_show(obj: Any, job_id: str, devices: bool) -> None:
         escaped = job_id.replace("'", "\\'")
         data = {"job": data, "devices": client.query(
             f"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '{escaped}'")}
-    _print_json(data)
+    print_json(data)
 
 
 @job.command("list")
@@ -136,7 +119,7 @@ def job_list(obj: Any, job_type: str | None, status: str | None, as_json: bool) 
         if not continuation:
             break
     if as_json:
-        _print_json(jobs)
+        print_json(jobs)
         return
     table = Table("jobId", "type", "status", "start", "devices", "ok", "failed")
     for item in jobs:
@@ -151,7 +134,7 @@ def job_list(obj: Any, job_type: str | None, status: str | None, as_json: bool) 
 @click.argument("job_id")
 @click.pass_obj
 def job_cancel(obj: Any, job_id: str) -> None:
-    _print_json(obj.require_client().request("POST", _job_path(job_id) + "/cancel")[2])
+    print_json(obj.require_client().request("POST", _job_path(job_id) + "/cancel")[2])
 
 
 @click.command("query")
@@ -160,7 +143,7 @@ def job_cancel(obj: Any, job_id: str) -> None:
 @click.pass_obj
 def query_cmd(obj: Any, sql: str, page_size: int) -> None:
     """Run a query: SELECT ... FROM devices | devices.jobs [WHERE ...] [GROUP BY ...]."""
-    _print_json(obj.require_client().query(sql, page_size))
+    print_json(obj.require_client().query(sql, page_size))
 
 
 COMMANDS = (job, query_cmd)

@@ -392,9 +392,9 @@ class JobService:
         tasks = [asyncio.ensure_future(one(d)) for d in todo]
         try:
             if tasks and remaining > 0:
-                done, pending = await asyncio.wait(tasks, timeout=remaining)
+                _done, pending = await asyncio.wait(tasks, timeout=remaining)
             else:
-                done, pending = set(), set(tasks)
+                pending = set(tasks)
         except asyncio.CancelledError:
             for task in tasks:
                 task.cancel()

@@ -41,25 +41,13 @@ from typing import Any
 
 from . import certs, state, upload_client
 from .client import HubClient
+from .netutil import port_free
 
 _TOOLS_DIR = Path(__file__).resolve().parent.parent
 
 
 class HubStartError(RuntimeError):
     pass
-
-
-def _port_free(host: str, port: int) -> bool:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # SO_REUSEADDR as the hub uses it: a TIME_WAIT left by an earlier hub does not block.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
 
 
 def free_loopback_host(ports: tuple[int, ...] = (8883, 443), attempts: int = 200,
@@ -71,7 +59,7 @@ def free_loopback_host(ports: tuple[int, ...] = (8883, 443), attempts: int = 200
     rng = rng or random.SystemRandom()
     for _ in range(attempts):
         host = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}"
-        if all(_port_free(host, p) for p in ports):
+        if all(port_free(host, p) for p in ports):
             return host
     raise HubStartError(f"no free loopback address for ports {ports}")
 

@@ -9,6 +9,7 @@ import errno as _errno
 import socket as _host
 
 from hostemu.mp import network as _network
+from hostemu.mp._stream import StreamReads
 
 AF_INET = 2
 AF_INET6 = 10
@@ -57,7 +58,7 @@ def inet_pton(af, text):
     return _host.inet_pton(_host.AF_INET, text)
 
 
-class socket:
+class socket(StreamReads):
     def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=0, _wrap=None):
         if _wrap is not None:
             self._sock = _wrap
@@ -160,18 +161,6 @@ class socket:
         except OSError as exc:
             raise _os_error(exc) from None
 
-    def read(self, size=-1):
-        if size is not None and size >= 0:
-            return self._stream_recv(size)
-        chunks = []
-        while True:
-            chunk = self._stream_recv(4096)
-            if chunk is None:
-                return b"".join(chunks) if chunks else None
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-
     def readinto(self, buf, nbytes=None):
         view = memoryview(buf)
         if nbytes is not None:
@@ -183,16 +172,6 @@ class socket:
             return None
         except OSError as exc:
             raise _os_error(exc) from None
-
-    def readline(self):
-        line = bytearray()
-        while True:
-            byte = self._stream_recv(1)
-            if not byte:
-                return bytes(line)
-            line += byte
-            if byte == b"\n":
-                return bytes(line)
 
     def write(self, buf, nbytes=None):
         view = memoryview(buf)
@@ -212,12 +191,6 @@ class socket:
 
     def _host_socket(self):
         return self._sock
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __del__(self):
         try:

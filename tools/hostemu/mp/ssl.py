@@ -11,6 +11,8 @@ import socket as _host_socket
 import ssl as _host_ssl
 import sys as _sys
 
+from hostemu.mp._stream import StreamReads
+
 
 PROTOCOL_TLS_CLIENT = 0
 PROTOCOL_TLS_SERVER = 1
@@ -106,7 +108,7 @@ def wrap_socket(sock, server_side=False, key=None, cert=None, cert_reqs=CERT_NON
                                server_hostname=server_hostname)
 
 
-class SSLSocket:
+class SSLSocket(StreamReads):
     def __init__(self, wrapped, plain):
         self._sock = wrapped
         self._plain = plain
@@ -142,7 +144,7 @@ class SSLSocket:
             return False
         return True
 
-    def _recv(self, size):
+    def _stream_recv(self, size):
         from hostemu.mp import network
 
         if not network.is_link_up():
@@ -164,37 +166,15 @@ class SSLSocket:
         except OSError as exc:
             raise OSError(exc.errno or _errno.EIO) from None
 
-    def read(self, size=-1):
-        if size is not None and size >= 0:
-            return self._recv(size)
-        chunks = []
-        while True:
-            chunk = self._recv(4096)
-            if chunk is None:
-                return b"".join(chunks) if chunks else None
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-
     def readinto(self, buf, nbytes=None):
         view = memoryview(buf)
         if nbytes is not None:
             view = view[:nbytes]
-        data = self._recv(len(view))
+        data = self._stream_recv(len(view))
         if data is None:
             return None
         view[: len(data)] = data
         return len(data)
-
-    def readline(self):
-        line = bytearray()
-        while True:
-            byte = self._recv(1)
-            if not byte:
-                return bytes(line)
-            line += byte
-            if byte == b"\n":
-                return bytes(line)
 
     def write(self, buf, nbytes=None):
         from hostemu.mp import network
@@ -243,9 +223,3 @@ class SSLSocket:
 
     def _pending(self):
         return self._sock.pending()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
