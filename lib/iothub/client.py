@@ -11,7 +11,8 @@ Session rules (DESIGN section 3):
   if a desired-properties callback is set (applied only if its ``$version`` is newer), send the
   reported properties patched while offline, re-send unacknowledged telemetry, drain the queue.
 - The token is renewed ``renew_margin`` seconds before it expires by reconnecting (MQTT 3.1.1
-  has no re-authentication).
+  has no re-authentication). Telemetry in flight is let through first (nothing new is published
+  until its PUBACKs arrive, for at most half the margin), so a renewal causes no duplicates.
 - Keepalive: PINGREQ every ``keepalive / 2`` seconds; two pings unanswered means the link is
   dead (the hub would drop us after 1.5 x keepalive anyway).
 - A lost connection is retried after ``retry.delay_ms(attempt, jitter)``, minus the time the
@@ -202,6 +203,7 @@ class IoTHubClient:
         self._expiry = 0  # Unix time the current token expires
         self._attempt = 0
         self._retry_at = 0
+        self._draining = False  # renewal due: waiting for PUBACKs before reconnecting
         self._last_ping = 0
         self._queue = Ring(queue_len)
         self._sent = {}  # pid -> (topic, body) until PUBACK
@@ -285,6 +287,7 @@ class IoTHubClient:
     def _drop_transport(self, lost):
         m = self._mqtt
         self._mqtt = None
+        self._draining = False
         if m is not None:
             try:
                 if lost:
@@ -437,10 +440,17 @@ class IoTHubClient:
 
     def _maintain(self, now):
         clock = self._clock
-        if clock.time() >= self._expiry - self._margin:
+        left = self._expiry - clock.time()
+        if left <= self._margin:
+            # Renewal is due. Publish nothing new and let the PUBACKs of what is in flight come
+            # in first, so a renewal does not turn into duplicates; wait at most half the margin.
+            self._draining = True
+            if self._sent and left > self._margin // 2:
+                return
             self._log(INFO, "renewing the SAS token")
             self._drop_transport(False)
             self._attempt = 0
+            self._draining = False
             self._try_connect(False)
             return
         if clock.ticks_diff(now, self._last_ping) >= self._keepalive * 500:
@@ -464,7 +474,12 @@ class IoTHubClient:
         topic = topics.telemetry_topic(self.device_id, properties, self.module_id)
         if len(body) + len(topic) > MAX_MESSAGE:
             raise ConfigError("telemetry message larger than 256 KB")
-        if self.state == CONNECTED and not len(self._queue) and len(self._sent) < self._max_inflight:
+        if (
+            self.state == CONNECTED
+            and not self._draining
+            and not len(self._queue)
+            and len(self._sent) < self._max_inflight
+        ):
             try:
                 self._publish_telemetry((topic, body))
                 return True
@@ -484,6 +499,8 @@ class IoTHubClient:
             self._sent[pid] = item
 
     def _flush(self):
+        if self._draining:
+            return
         while self.state == CONNECTED and len(self._queue) and len(self._sent) < self._max_inflight:
             self._publish_telemetry(self._queue.pop())
 

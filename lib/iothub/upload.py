@@ -86,8 +86,11 @@ def upload_file(
     :param chunk_size: block size in bytes (from the board profile); the only big buffer.
     :param progress: ``f(sent_bytes, total_bytes)`` after each block.
     :returns: dict ``correlationId``, ``isSuccess``, ``statusCode``, ``statusDescription``,
-        ``blobName``, ``bytes``, ``notified`` (False if the notification itself failed).
-    :raises HTTPError: the hub refused to hand out a blob SAS URI (nothing to notify then);
+        ``blobName``, ``bytes``, ``notified`` (False if the notification itself failed),
+        ``notifyStatus`` (the hub's HTTP status for it, -1 on a network error).
+    :raises ConfigError: ``path`` does not exist (checked before the hub is asked).
+    :raises HTTPError: the hub refused to hand out a blob SAS URI (nothing to notify then),
+        with the hub's error message in the text (e.g. a blob name it does not accept);
         ``OSError`` (TLS errors included) if the hub could not be reached at all.
     """
     if chunk_size < 64:
@@ -98,13 +101,19 @@ def upload_file(
         def jitter(limit):
             return 0
 
-    total = os.stat(path)[6]
+    try:
+        total = os.stat(path)[6]
+    except OSError:
+        # Before anything is asked of the hub: no correlation id yet, nothing to notify.
+        raise ConfigError("file upload: no file '%s'" % path)
     if (total + chunk_size - 1) // chunk_size > blocks.MAX_BLOCKS:
         raise ConfigError("file needs more than 50000 blocks: raise chunk_size")
     hub_ctx = tls_context(ca) if ca else None
     hname, hport = split_host_port(host, port)
     hub = HTTPConnection(hname, hport, hub_ctx, timeout, sock_factory, 512, hub_host)
     hub_headers = (("Authorization", token), ("Content-Type", "application/json"))
+
+    refusal = [None]  # the hub's own words when it refuses (an error body of a few hundred bytes)
 
     def hub_post(path_, doc, box):
         def op():
@@ -113,7 +122,7 @@ def upload_file(
             if resp.status == 200:
                 box.append(resp.json(8192))
             else:
-                resp.drain()
+                refusal[0] = _error_text(resp)
             return resp.status
 
         return _attempts(clock, jitter, retries, min_backoff_ms, max_backoff_ms, op)
@@ -125,7 +134,10 @@ def upload_file(
         if status != 200:
             if err is not None:
                 raise err  # network or TLS failure (e.g. certificate not trusted): show it as is
-            raise HTTPError(status, "file upload: no blob SAS URI")
+            what = "file upload: the hub refused to issue a blob SAS URI"
+            if refusal[0]:
+                what += ": " + refusal[0]
+            raise HTTPError(status, what)
         info = box[0]
         try:
             corr = info["correlationId"]
@@ -158,6 +170,7 @@ def upload_file(
         }
         nstatus, nerr = hub_post(base + "/notifications?api-version=" + API_VERSION, note, [])
         result["notified"] = 200 <= nstatus < 300
+        result["notifyStatus"] = nstatus  # e.g. 400 when the hub no longer knows the upload
         return result
     finally:
         hub.close()
@@ -242,6 +255,32 @@ def _put_blocks(path, total, blob_path, conn, chunk_size, progress, clock, jitte
         return 201, "uploaded %d bytes in %d blocks" % (sent, count), sent
     finally:
         conn.close()
+
+
+def _error_text(resp):
+    # IoT Hub's error body is JSON with a "Message" (sometimes nested in a JSON string); keep
+    # at most 160 characters of it for the exception. Never lets a bad body raise.
+    try:
+        body = resp.read(512)
+    except Exception:
+        try:
+            resp.drain()  # longer than expected: read it through so the connection stays usable
+        except Exception:
+            pass
+        return None
+    text = None
+    try:
+        doc = json.loads(body)
+        if isinstance(doc, dict):
+            text = doc.get("Message") or doc.get("message")
+    except ValueError:
+        pass
+    if not isinstance(text, str):
+        try:
+            text = body.decode()
+        except Exception:
+            return None
+    return text[:160] or None
 
 
 def _describe(step, status, err):

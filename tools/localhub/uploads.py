@@ -13,7 +13,10 @@ Flow (``/devices/{id}/files``, see upload_routes.py for the HTTPS side):
    id (never issued, already completed, expired, or another device's) is refused with 400
    ``IotHubFormatError`` (400006), as IoT Hub answers it.
 
-An upload is "in flight" from (1) until (3) or until its SAS expires. Uploads and notifications
+An upload is "in flight" from (1) until (3) or until its SAS expires. Its correlation id stays
+good for a notification :data:`NOTIFY_GRACE` seconds longer: a device whose upload failed because
+the SAS expired must still be able to report that failure (storage said 403), or the back end never
+learns of it. Uploads and notifications
 are kept in the hub's SQLite file (tables created here, on the store's connection), so a hub
 restart loses neither. Real IoT Hub delivers notifications over AMQP
 (``/messages/servicebound/fileuploadnotifications``); the local hub keeps the latest
@@ -115,6 +118,10 @@ class Notification:
         }
 
 
+# How long after its SAS expired an upload may still be notified (its slot is already free).
+NOTIFY_GRACE = 3600.0
+
+
 class UploadStore:
     """The two upload tables, on the hub's SQLite connection (one statement per call)."""
 
@@ -124,8 +131,8 @@ class UploadStore:
         self._writes = 0
 
     def in_flight(self, device_id: str, now: float) -> int:
-        self.db.execute("DELETE FROM uploads WHERE device_id=? AND expiry<=?", (device_id, now))
-        row = self.db.execute("SELECT COUNT(*) FROM uploads WHERE device_id=?", (device_id,))
+        self.db.execute("DELETE FROM uploads WHERE device_id=? AND expiry<=?", (device_id, now - NOTIFY_GRACE))
+        row = self.db.execute("SELECT COUNT(*) FROM uploads WHERE device_id=? AND expiry>?", (device_id, now))
         return int(row.fetchone()[0])
 
     def add(self, correlation_id: str, device_id: str, blob_name: str, now: float,
@@ -137,7 +144,7 @@ class UploadStore:
         """Remove a live upload of this device; return its blob name (None: no such upload)."""
         row = self.db.execute(
             "SELECT blob_name FROM uploads WHERE correlation_id=? AND device_id=? AND expiry>?",
-            (correlation_id, device_id, now)).fetchone()
+            (correlation_id, device_id, now - NOTIFY_GRACE)).fetchone()
         if row is None:
             return None
         self.db.execute("DELETE FROM uploads WHERE correlation_id=?", (correlation_id,))

@@ -174,6 +174,8 @@ class socket(StreamReads):
             raise _os_error(exc) from None
 
     def write(self, buf, nbytes=None):
+        if isinstance(buf, str):  # MicroPython streams take str as its UTF-8 bytes
+            buf = buf.encode()
         view = memoryview(buf)
         if nbytes is not None:
             view = view[:nbytes]

@@ -179,6 +179,8 @@ class SSLSocket(StreamReads):
     def write(self, buf, nbytes=None):
         from hostemu.mp import network
 
+        if isinstance(buf, str):  # MicroPython streams take str as its UTF-8 bytes
+            buf = buf.encode()
         view = memoryview(buf)
         if nbytes is not None:
             view = view[:nbytes]
