@@ -32,7 +32,7 @@ test: setup node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: setup node
-	$(VENV)/bin/hostemu run --board $(BOARD) --fs state/$(BOARD)
+	$(PY) -m hostemu.demo --board $(BOARD)
 
 bench: setup node
 	$(PY) -m bench

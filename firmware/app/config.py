@@ -1,0 +1,131 @@
+"""config.json (what the maker writes), board.json (what the board is) and small JSON state files.
+
+config.json::
+
+    {"wifi": {"ssid": "...", "password": "..."},          required
+     "connection_string": "HostName=...;DeviceId=...;SharedAccessKey=...",   required
+     "ca_file": "ca.pem",                                  PEM the hub's chain ends in
+     "telemetry_interval": 10,                             seconds, 1..86400
+     "mqtt_port": 8883,
+     "queue_slots": 64, "queue_slot_bytes": 256,           the offline ring on flash
+     "reconnect_min_ms": 1000, "reconnect_max_ms": 100000, "reconnect_jitter_ms": 5000,
+     "report_interval": 300,                               seconds between device-info reports
+     "watchdog_ms": 60000}                                 0: no watchdog
+
+``load()`` returns ``(config, None)`` or ``(None, reason)``; the reason names the field, never
+the key. Identity is ``connection_string`` + ``ca_file`` (+ the CA file itself); ``factoryReset``
+keeps those and ``wifi`` (without it the board could never reach the hub again) and nothing else.
+"""
+
+import json
+import os
+
+CONFIG = "config.json"
+BOARD = "board.json"
+IDENTITY = ("wifi", "connection_string", "ca_file")
+
+# (name, default, low, high) for the numeric settings.
+_NUMBERS = (
+    ("telemetry_interval", 10, 1, 86400),
+    ("mqtt_port", 8883, 1, 65535),
+    ("queue_slots", 64, 2, 4096),
+    ("queue_slot_bytes", 256, 64, 4096),
+    ("reconnect_min_ms", 1000, 10, 3600000),
+    ("reconnect_max_ms", 100000, 10, 3600000),
+    ("reconnect_jitter_ms", 5000, 0, 60000),
+    ("report_interval", 300, 5, 86400),
+    ("watchdog_ms", 60000, 0, 3600000),
+)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def write_json(path, data):
+    # Write beside, then rename: a reset mid-write leaves the old file, never half a file.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.rename(tmp, path)
+
+
+def remove(path):
+    try:
+        os.remove(path)
+        return True
+    except OSError:
+        return False
+
+
+def load_board():
+    board = read_json(BOARD, None)
+    if not isinstance(board, dict):
+        board = {}
+    return board
+
+
+def load():
+    """``(config dict with defaults filled in, None)`` or ``(None, reason)``."""
+    try:
+        with open(CONFIG) as f:
+            text = f.read()
+    except OSError:
+        return None, "config.json is missing"
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        return None, "config.json is not valid JSON"
+    text = None
+    if not isinstance(cfg, dict):
+        return None, "config.json must be a JSON object"
+    wifi = cfg.get("wifi")
+    if not isinstance(wifi, dict) or not isinstance(wifi.get("ssid"), str) or not wifi.get("ssid"):
+        return None, "config.json: wifi.ssid is missing"
+    if not isinstance(wifi.get("password", ""), str):
+        return None, "config.json: wifi.password must be text"
+    cs = cfg.get("connection_string")
+    if not isinstance(cs, str) or not cs:
+        return None, "config.json: connection_string is missing"
+    try:
+        from iothub.connstr import parse
+
+        parse(cs)
+    except Exception as e:  # the parser's errors name the field, never the key
+        return None, "config.json: connection_string: " + str(e)
+    ca_file = cfg.get("ca_file", "ca.pem")
+    if not isinstance(ca_file, str):
+        return None, "config.json: ca_file must be a file name"
+    try:
+        os.stat(ca_file)
+    except OSError:
+        return None, "config.json: ca_file " + ca_file + " is missing"
+    cfg["ca_file"] = ca_file
+    for name, default, low, high in _NUMBERS:
+        value = cfg.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            return None, "config.json: %s must be a whole number in %d..%d" % (name, low, high)
+        cfg[name] = value
+    return cfg, None
+
+
+def read_ca(cfg):
+    with open(cfg["ca_file"], "rb") as f:
+        return f.read()
+
+
+def factory_reset():
+    """Keep only identity (and Wi-Fi) in config.json; forget every other setting."""
+    cfg = read_json(CONFIG, {})
+    if not isinstance(cfg, dict):
+        cfg = {}
+    kept = {}
+    for name in IDENTITY:
+        if name in cfg:
+            kept[name] = cfg[name]
+    write_json(CONFIG, kept)
+    return kept
