@@ -164,6 +164,7 @@ class MQTTClient:
         self.ssl = ssl
         self.ssl_params = ssl_params
         self.sock = None
+        self._plain = None
         self.cb = None
         self.lw = None
         self.pid = 0
@@ -208,13 +209,14 @@ class MQTTClient:
 
     # ----------------------------------------------------------------- connection
     def _open(self):
-        from iothub.net import open_stream, ssl_module
+        """The stream to use; keeps the plain socket under it in ``self._plain`` for timeouts."""
+        from iothub.net import open_pair, ssl_module
 
         ctx = None
         if self.ssl and hasattr(self.ssl, "wrap_socket"):
             # An SSLContext (what umqtt.simple >= 1.4 takes): verification is its business.
             ctx = self.ssl
-        sock = open_stream(self.server, self.port, ctx, self._timeout, self._sock_factory)
+        sock, self._plain = open_pair(self.server, self.port, ctx, self._timeout, self._sock_factory)
         if self.ssl and ctx is None:
             # ssl=True, the older umqtt.simple convention: ssl.wrap_socket(sock, **ssl_params).
             sock = ssl_module().wrap_socket(sock, **self.ssl_params)
@@ -275,10 +277,11 @@ class MQTTClient:
         # "Blocking" means blocking with the timeout: setblocking(True) would clear it (on
         # MicroPython as on CPython) and a silent peer would then hang wait_msg/subscribe.
         if self._blocking is not flag:
+            self.sock.setblocking(flag)
             if flag:
-                self.sock.settimeout(self._timeout)
-            else:
-                self.sock.setblocking(False)
+                # After setblocking(True), which clears any timeout; a TLS socket has no
+                # settimeout of its own (MicroPython 1.27), its plain socket carries it.
+                self._plain.settimeout(self._timeout)
             self._blocking = flag
 
     def _write(self, buf, n=-1):

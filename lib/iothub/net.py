@@ -1,8 +1,9 @@
 """Sockets and TLS exactly as MicroPython 1.27 exposes them (the runtime contract).
 
-``open_stream`` returns an object with ``read``/``readinto``/``write``/``setblocking``/
-``settimeout``/``close``: a MicroPython (ssl) socket on a board, the host emulation layer's
-equivalent on a PC, or whatever a test's ``sock_factory(host, port)`` returns.
+``open_stream`` returns an object with ``read``/``readinto``/``write``/``setblocking``/``close``:
+a MicroPython (ssl) socket on a board, the host emulation layer's equivalent on a PC, or whatever a
+test's ``sock_factory(host, port)`` returns. MicroPython's TLS sockets have no ``settimeout``:
+a timeout is set on the plain socket under them, which ``open_pair`` also returns.
 """
 
 from iothub.errors import ConfigError
@@ -66,8 +67,12 @@ def split_host_port(text, default_port):
     return text[:colon], int(port)
 
 
-def open_stream(host, port, ctx=None, timeout=30, sock_factory=None):
-    """Connect to ``host:port`` (TLS if ``ctx``), blocking with ``timeout`` seconds."""
+def open_pair(host, port, ctx=None, timeout=30, sock_factory=None):
+    """Connect to ``host:port`` (TLS if ``ctx``), blocking with ``timeout`` seconds.
+
+    Returns ``(stream, plain)``: what to read and write, and the plain socket under it (the same
+    object without TLS), which is where a timeout is set.
+    """
     if sock_factory:
         sock = sock_factory(host, port)
     else:
@@ -80,10 +85,15 @@ def open_stream(host, port, ctx=None, timeout=30, sock_factory=None):
         except BaseException:
             sock.close()
             raise
-    if ctx is not None:
-        try:
-            sock = ctx.wrap_socket(sock, server_hostname=host)
-        except BaseException:
-            sock.close()
-            raise
-    return sock
+    if ctx is None:
+        return sock, sock
+    try:
+        return ctx.wrap_socket(sock, server_hostname=host), sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def open_stream(host, port, ctx=None, timeout=30, sock_factory=None):
+    """``open_pair``'s stream alone, for callers that never change the timeout."""
+    return open_pair(host, port, ctx, timeout, sock_factory)[0]

@@ -2,26 +2,29 @@
 
 import json
 
-from boardkit import deploy, profiles
+from boardkit import deploy, profiles, provision
 from hostemu.testing import BoardProcess
+from localhub.testing import HubProcess
 
 
-def test_deploy_copies_what_changed_and_the_board_boots_it(tmp_path):
+def test_deploy_copies_what_changed_and_the_board_boots_it_into_the_hub(tmp_path):
     profile = profiles.load("esp32")
     config = tmp_path / "config"
-    config.mkdir()
-    (config / "config.json").write_text(json.dumps({"wifi": {"ssid": "hostemu", "password": "hostemu"}}))
-    with BoardProcess(tmp_path / "board", install=False, serial=True) as board:
+    with HubProcess(tmp_path / "hub") as hub, BoardProcess(tmp_path / "board", install=False, serial=True) as board:
+        provision.write_config(config, hub.create_device("deployed-1"), hub.ca_pem, "hostemu", "hostemu", 2)
         first = deploy.deploy(profile, board.serial_url, config, compiled=False)
-        assert "main.py" in first.changed and "lib/umqtt/simple.py" in first.changed and "config.json" in first.changed
+        assert {"main.py", "app/main.py", "lib/iothub/client.py", "lib/umqtt/simple.py", "config.json", "ca.pem"} <= set(first.changed)
         assert first.unchanged == []
         board.expect(r"reset \(SOFT_RESET\)")
-        board.expect(r"^board: esp32 id: [0-9a-f]{12} free: \d+ reset cause: 5$")
+        assert board.expect_json("hub", 60, connected=True)
+        assert hub.wait_telemetry("deployed-1", 1, 30)
 
         second = deploy.deploy(profile, board.serial_url, config, compiled=False, reset=False)
         assert second.changed == [] and sorted(second.unchanged) == sorted(first.changed)
 
-        (config / "config.json").write_text(json.dumps({"wifi": {"ssid": "hostemu", "password": "hostemu"}, "x": 1}))
+        settings = json.loads((config / "config.json").read_text())
+        settings["telemetry_interval"] = 3
+        (config / "config.json").write_text(json.dumps(settings))
         third = deploy.deploy(profile, board.serial_url, config, compiled=False, reset=False)
         assert third.changed == ["config.json"]
     fs = tmp_path / "board"

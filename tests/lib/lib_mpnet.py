@@ -85,7 +85,11 @@ class SSLContext:
         self.loaded += 1
 
     def wrap_socket(self, sock, server_side=False, server_hostname=None):
-        return MPStream(self._ctx.wrap_socket(sock._s, server_hostname=server_hostname))
+        wrapped = self._ctx.wrap_socket(sock._s, server_hostname=server_hostname)
+        # On MicroPython the plain socket stays the TLS socket's transport (its timeout applies);
+        # CPython detaches it, so point it at the wrapped one.
+        sock._s = wrapped
+        return MPStream(wrapped)
 
 
 class _SSLModule:

@@ -90,6 +90,9 @@ class SSLContext:
             )
         except _host_ssl.SSLError as exc:
             raise OSError(_errno.EIO) from exc
+        # CPython detaches the plain socket it wraps; MicroPython's plain socket stays the
+        # transport under the TLS one, so its settimeout/setblocking must reach the TLS socket.
+        sock._sock = wrapped
         ssl_sock = SSLSocket(wrapped, sock)
         if do_handshake_on_connect and raw.gettimeout() != 0.0:
             ssl_sock._handshake()
@@ -204,9 +207,6 @@ class SSLSocket(StreamReads):
 
     def setblocking(self, flag):
         self._sock.setblocking(bool(flag))
-
-    def settimeout(self, value):
-        self._sock.settimeout(value)
 
     def getpeercert(self, binary_form=False):
         return self._sock.getpeercert(binary_form=True)
