@@ -207,7 +207,9 @@ class App:
         return {
             "app": {"version": VERSION, "firmware": _firmware_name(), "board": self.board.get("name", "unknown")},
             "device": {"freeHeap": gc.mem_free(), "resetCause": self._cause(), "bootCount": self.boot,
-                       "lastBoot": self.boot_time, "connectivity": link},
+                       "lastBoot": self.boot_time},
+            # Top level, as the device-management reference queries it: properties.reported.connectivity.type
+            "connectivity": link,
             "queue": {"pending": len(self.telemetry.ring), "dropped": self.telemetry.dropped()},
         }
 

@@ -32,7 +32,7 @@ def connect(ssid, password, attempts=5, feed=None):
 
 def info(wlan):
     """What the twin reports about the link."""
-    out = {"connected": bool(wlan and wlan.isconnected())}
+    out = {"type": "wifi", "connected": bool(wlan and wlan.isconnected())}
     if out["connected"]:
         try:
             out["ip"] = wlan.ifconfig()[0]

@@ -25,7 +25,7 @@ def test_reports_device_facts_and_sends_numbered_telemetry(fw_hub, tmp_path):
     assert messages[0]["systemProperties"].get("content-type") == "application/json"
     assert twin["app"]["version"] == "1.0.0" and twin["app"]["board"] == "esp8266"
     assert twin["device"]["resetCause"] == "PWRON_RESET" and twin["device"]["bootCount"] == 1
-    assert twin["device"]["connectivity"]["connected"] is True
+    assert twin["connectivity"]["connected"] is True and twin["connectivity"]["type"] == "wifi"
     assert twin["queue"] == {"pending": 0, "dropped": 0}
     assert twin["firmware"]["fwUpdateStatus"] == "current"
     assert twin["iothubDM"]["reboot"]["lastReboot"].endswith("Z")

@@ -126,7 +126,7 @@ def _render(device_id: str, hub: HubProcess, view: DemoState) -> Group:
         ("firmware", json.dumps(reported.get("firmware", {}).get("fwUpdateStatus"))),
         ("boot / reset", f"{device.get('bootCount')} / {device.get('resetCause')}"),
         ("lastReboot", str(reported.get("iothubDM", {}).get("reboot", {}).get("lastReboot"))),
-        ("connectivity", json.dumps(device.get("connectivity", {}))),
+        ("connectivity", json.dumps(reported.get("connectivity", {}))),
         ("queue", json.dumps(reported.get("queue", {}))),
         ("telemetryInterval", json.dumps(reported.get("telemetryInterval"))),
     ]
