@@ -12,6 +12,9 @@
 
 from iothub.errors import ConfigError, ProtocolError
 
+_ETIMEDOUT = 110
+_POLLIN = 0x0001  # select.POLLIN / POLLOUT: the same values on MicroPython and CPython
+_POLLOUT = 0x0004
 _KEEP = ("content-length", "transfer-encoding", "connection", "content-type", "location")
 
 
@@ -148,8 +151,45 @@ class HTTPConnection:
         from iothub.net import open_stream
 
         self.sock = open_stream(self.host, self.port, self._ctx, self._timeout, self._sock_factory)
+        # MicroPython's blocking readinto() returns only once the whole buffer is full, and a
+        # response is often shorter than the buffer: so the socket is non-blocking, and waiting
+        # for data (or for room to write) goes through select.poll with the timeout.
+        self.sock.setblocking(False)
+        self._poller = None
         self.opened += 1
         self._pos = self._end = 0
+
+    def _wait(self, event, deadline):
+        """Wait until the socket is ready for ``event``; OSError(ETIMEDOUT) past ``deadline``."""
+        from iothub.clock import ticks_diff, ticks_ms
+
+        left = ticks_diff(deadline, ticks_ms())
+        if left <= 0:
+            raise OSError(_ETIMEDOUT)
+        if self._poller is None:
+            import select
+
+            self._poller = select.poll()
+            self._poller.register(self.sock, event)
+        else:
+            self._poller.modify(self.sock, event)
+        self._poller.poll(left)
+
+    def _deadline(self):
+        from iothub.clock import ticks_add, ticks_ms
+
+        return ticks_add(ticks_ms(), int(self._timeout * 1000))
+
+    def _recv_into(self, mv):
+        """Read what has arrived into ``mv`` (at least one byte; 0 at EOF), waiting up to the timeout."""
+        deadline = None
+        while True:
+            n = self.sock.readinto(mv)
+            if n is not None:
+                return n
+            if deadline is None:
+                deadline = self._deadline()
+            self._wait(_POLLIN, deadline)
 
     # ------------------------------------------------------------------ sending
     def head(self, method, path, headers=None, length=None):
@@ -206,18 +246,23 @@ class HTTPConnection:
             n = len(data)
         mv = memoryview(data)
         off = 0
+        deadline = None
         while off < n:
             w = self.sock.write(mv[off:n])
-            if not w:
+            if w:
+                off += w
+                deadline = None
+                continue
+            if w == 0:
                 raise OSError(104)
-            off += w
+            if deadline is None:  # None: the socket buffer is full for now
+                deadline = self._deadline()
+            self._wait(_POLLOUT, deadline)
 
     # ------------------------------------------------------------------ receiving
     def _fill(self):
         # Refill the buffer (only when it is empty); returns bytes read, 0 at EOF.
-        n = self.sock.readinto(self._mv)
-        if n is None:  # non-blocking socket given to us: treat as a timeout
-            raise OSError(110)
+        n = self._recv_into(self._mv)
         self._pos = 0
         self._end = n
         return n
@@ -229,10 +274,7 @@ class HTTPConnection:
             self._pos += n
             return n
         # Large reads go straight into the caller's buffer.
-        n = self.sock.readinto(mv)
-        if n is None:
-            raise OSError(110)
-        return n
+        return self._recv_into(mv)
 
     def _readline(self):
         """One line without CRLF, as bytes. A line longer than 256 bytes is cut short (only

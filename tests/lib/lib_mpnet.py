@@ -50,6 +50,9 @@ class MPStream:
     def close(self):
         self._s.close()
 
+    def fileno(self):  # select.poll on CPython takes objects with a fileno()
+        return self._s.fileno()
+
 
 class _SocketModule:
     SOCK_STREAM = _socket.SOCK_STREAM

@@ -161,18 +161,6 @@ class socket(StreamReads):
         except OSError as exc:
             raise _os_error(exc) from None
 
-    def readinto(self, buf, nbytes=None):
-        view = memoryview(buf)
-        if nbytes is not None:
-            view = view[:nbytes]
-        _require_link()
-        try:
-            return self._sock.recv_into(view)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            raise _os_error(exc) from None
-
     def write(self, buf, nbytes=None):
         if isinstance(buf, str):  # MicroPython streams take str as its UTF-8 bytes
             buf = buf.encode()

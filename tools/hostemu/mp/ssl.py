@@ -169,16 +169,6 @@ class SSLSocket(StreamReads):
         except OSError as exc:
             raise OSError(exc.errno or _errno.EIO) from None
 
-    def readinto(self, buf, nbytes=None):
-        view = memoryview(buf)
-        if nbytes is not None:
-            view = view[:nbytes]
-        data = self._stream_recv(len(view))
-        if data is None:
-            return None
-        view[: len(data)] = data
-        return len(data)
-
     def write(self, buf, nbytes=None):
         from hostemu.mp import network
 
