@@ -46,18 +46,22 @@ def main() -> None:
 @click.option("--heap-trace/--no-heap-trace", default=True, help="Measure the Python heap for gc.mem_alloc().")
 @click.option("--serial-port", type=int, default=None, metavar="PORT",
               help="Serve the board's serial console (REPL) on this TCP port: mpremote connect socket://127.0.0.1:PORT")
+@click.option("--runtime", type=click.Choice(["cpython", "vm"]), default="cpython", show_default=True,
+              help="cpython: fast and debuggable; vm: MicroPython 1.27's own interpreter (WebAssembly, Node).")
 @click.option("--serial-host", default="127.0.0.1", show_default=True, help="Address the serial console listens on.")
 def run(board: str, fs_root: Path, wifi: tuple[str, ...], sync: bool, do_install: bool, max_resets: int | None,
-        heap_trace: bool, serial_port: int | None, serial_host: str) -> None:
+        heap_trace: bool, serial_port: int | None, runtime: str, serial_host: str) -> None:
     """Boot a simulated board: boot.py, then main.py, restarting it on every reset."""
     profile = _load_profile(board)
     if do_install:
         installer.install(fs_root, profile, overwrite=sync)
+    if runtime == "vm" and serial_port is not None:
+        raise click.BadParameter("the serial console needs the cpython runtime", param_hint="--serial-port")
     serial = SerialBridge(serial_host, serial_port) if serial_port is not None else None
     if serial is not None:
         click.echo(f"hostemu: serial console on socket://{serial_host}:{serial.port}", err=True)
     board_run = BoardRun(profile, fs_root.resolve(), _parse_networks(wifi), max_resets=max_resets, heap_trace=heap_trace,
-                         serial=serial)
+                         serial=serial, runtime=runtime)
     sys.exit(board_run.run())
 
 

@@ -26,7 +26,9 @@ class BoardRun:
     max_resets: int | None = None
     heap_trace: bool = True
     serial: SerialBridge | None = None
+    runtime: str = "cpython"  # or "vm": MicroPython's own interpreter (hostemu.vm)
     resets: int = 0
+    _stopping: int = 0
     _child: subprocess.Popen[bytes] | None = None
 
     def _say(self, message: str) -> None:
@@ -39,13 +41,18 @@ class BoardRun:
             (private / name).unlink(missing_ok=True)
 
     def _start(self, cause: str) -> subprocess.Popen[bytes]:
+        module = "hostemu.vm.board_process" if self.runtime == "vm" else "hostemu.board_process"
         command = [
-            sys.executable, "-m", "hostemu.board_process",
+            sys.executable, "-m", module,
             "--board", str(self.profile.source),
             "--fs", str(self.fs_root),
             "--reset-cause", cause,
             "--networks", json.dumps(self.networks),
         ]
+        if self.runtime == "vm":
+            if self.serial is not None:
+                raise ValueError("the serial console is not available with the VM runtime")
+            return subprocess.Popen(command)
         if not self.heap_trace:
             command.append("--no-heap-trace")
         if self.serial is None:
@@ -66,6 +73,8 @@ class BoardRun:
             while True:
                 self._child = self._start(cause)
                 code = self._child.wait()
+                if self._stopping:
+                    return 128 + self._stopping
                 if self.serial is not None:
                     self.serial.detach()
                     self._relay.join(5)  # all the board printed reaches the port before the next boot
@@ -103,5 +112,12 @@ class BoardRun:
                 child.wait()
 
     def _terminate(self, signum: int, frame: object) -> None:
-        self._stop_child()
-        raise SystemExit(128 + signum)
+        # Only pass the signal on: the main thread is inside child.wait(), which holds Popen's wait
+        # lock, so waiting here again would deadlock. The loop ends when that wait returns.
+        self._stopping = signum
+        child = self._child
+        if child is not None and child.returncode is None:
+            try:
+                child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -46,6 +46,7 @@ class BoardProcess:
         max_resets: int | None = None,
         env: dict[str, str] | None = None,
         serial: bool = False,
+        runtime: str = "cpython",
     ) -> None:
         self.fs_root = Path(fs_root).resolve()
         self.profile = profiles.load(board)
@@ -66,6 +67,7 @@ class BoardProcess:
         self.max_resets = max_resets
         self.env = env
         self.serial = serial
+        self.runtime = runtime  # "vm": MicroPython's own interpreter (hostemu run --runtime vm)
         self.serial_port: int | None = None
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -83,6 +85,8 @@ class BoardProcess:
             command += ["--max-resets", str(self.max_resets)]
         if self.serial:
             command += ["--serial-port", "0"]
+        if self.runtime != "cpython":
+            command += ["--runtime", self.runtime]
         environment = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,

@@ -111,6 +111,7 @@ class MicroPythonVM:
     hosts: names device code resolves -> IPv4 addresses (anything else uses the host resolver).
     env: JSON values handed to device code as `_hostemu.ENV`.
     on_output: called with each piece of printed output as it arrives.
+    link_up: asked before socket connect/read/write; False fails them with ECONNABORTED.
     module_dirs: more folders of VM-side modules (e.g. machine.py), imported before the baseline;
         a module there replaces one of the same name in mpy_modules/.
     timeout: default wall-clock limit of a run, in seconds.
@@ -122,6 +123,7 @@ class MicroPythonVM:
                  on_output: Callable[[str], None] | None = None,
                  on_heap: Callable[[HeapSample], None] | None = None,
                  module_dirs: Iterable[str | os.PathLike[str]] = (), node: str = "node",
+                 link_up: Callable[[], bool] | None = None,
                  timeout: float = 60.0, micropython_mjs: str | os.PathLike[str] | None = None) -> None:
         if heap_bytes < 4096:
             raise ValueError("heap_bytes must be at least 4096")
@@ -138,7 +140,9 @@ class MicroPythonVM:
         self.timeout = timeout
         self.micropython_mjs = Path(micropython_mjs) if micropython_mjs else DEFAULT_MICROPYTHON
         self.services: dict[str, object] = {}
-        self.net = NetService(hosts=hosts, cancelled=self.cancelled)
+        self.net = NetService(hosts=hosts, cancelled=self.cancelled, link_up=link_up)
+        # Called before every bridge call; may raise VMStop (a watchdog that ran out).
+        self.call_hooks: list[Callable[[], None]] = []
         self.register_service("socket", self.net)
         self.register_service("clock", ClockService(self.clock, self.cancelled))
         self._lock = threading.Lock()
@@ -256,6 +260,8 @@ class MicroPythonVM:
 
     def _dispatch(self, frame: dict[str, Any]) -> bytes:
         call = call_from_frame(frame)
+        for hook in self.call_hooks:
+            hook()
         probe = self._take_probe()
         method = getattr(self.services.get(call.service), "op_" + call.op, None)
         if method is None:

@@ -295,8 +295,14 @@ class NetService:
             except OSError as exc:
                 raise os_error(exc.errno or errno.EIO) from None
 
+    def _check_link(self) -> None:
+        # An established connection dies with the Wi-Fi link too (the CPython runtime does the same).
+        if self._link_up is not None and not self._link_up():
+            raise os_error(errno.ECONNABORTED)
+
     def op_read(self, h: int, *, size: int) -> Reply:
         conn = self._conn(h)
+        self._check_link()
         if size == 0:
             return Reply(0)
         if conn.kind == SOCK_DGRAM:
@@ -315,6 +321,7 @@ class NetService:
 
     def op_write(self, h: int, *, data: bytes) -> int:
         conn = self._conn(h)
+        self._check_link()
         if not data:
             return 0
         sent = self._io(conn, lambda: conn.stream.send(data), conn.timeout)

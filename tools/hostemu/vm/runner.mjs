@@ -160,6 +160,7 @@ let status = 0;
 let errType = "";
 let errArgs = "[]";
 let probeLabel = "";
+let moreSteps = false;
 
 function takeArgs(list) {
   const args = Array.from(list);
@@ -236,6 +237,11 @@ const vmjs = {
     return 0;
   }),
   config: (key) => JSON.stringify(config[key] ?? null),
+  // more(flag): whether the driver wants another step() call (see _hostemu.setup/step).
+  more: (flag) => {
+    moreSteps = !!flag;
+    return 0;
+  },
   exit: safe((code, traceback) => {
     sendFrame({ t: "exit", s: code, tb: traceback ?? null });
     return 0;
@@ -259,12 +265,19 @@ sys.path.clear()
 sys.path.append("/.hostemu")
 del gc, _vmjs, sys, vfs
 import _hostemu
-_hostemu.main()
+_hostemu.setup()
 `;
+// One runPython call per step: this port's gc.collect() frees nothing allocated during the call
+// it runs in, so live heap is only measurable at the start of the next call.
+const STEP = "__import__('_hostemu').step()";
 
 try {
   mp.runPython(BOOTSTRAP);
   flushOut();
+  while (moreSteps) {
+    mp.runPython(STEP);
+    flushOut();
+  }
 } catch (e) {
   // Only a failure of the driver itself gets here: device code errors are reported by main().
   const message = e && e.name === "PythonError" ? e.message : (e && e.stack) || String(e);

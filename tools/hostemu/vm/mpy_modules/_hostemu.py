@@ -108,7 +108,9 @@ def _traceback(exc):
 
     buf = io.StringIO()
     sys.print_exception(exc, buf)
-    return buf.getvalue()
+    # Drop the driver's own frame (step() here): the board's traceback starts at device code.
+    lines = buf.getvalue().split("\n")
+    return "\n".join(line for line in lines if "/.hostemu/" not in line)
 
 
 def _preimport(names):
@@ -119,7 +121,25 @@ def _preimport(names):
         __import__(name)
 
 
-def main():
+# The run is driven as a series of runPython calls (runner.mjs calls step() until it says no
+# more), because this port's gc.collect() cannot free what was allocated during the runPython
+# call it runs in: the WebAssembly stack is out of its reach, so it keeps every object of the
+# current call. A probe taken at the start of a call therefore sees the live heap of the one
+# before it; a probe inside a long call (a script that loops) only gives an upper bound.
+#
+# Each script is one call; "after <script>" is probed at the start of the next call. A script may
+# hand over a generator with steps(gen): each next(gen) is then its own call, and what it yields
+# is probed at the start of the call after it: a str as that label, None as "step" (e.g. one
+# poll() or one upload block), so the parent sees the live heap at every step.
+_run = {}
+
+
+def steps(gen):
+    """Run `gen` step by step after the current script, one runPython call per next()."""
+    _run["gen"] = gen
+
+
+def setup():
     import json
     import os
     import vfs
@@ -132,29 +152,64 @@ def main():
     for entry in run["sys_path"]:
         sys.path.append(entry)
     os.chdir("/")
-    run = run["scripts"]
-    gc.collect()
-    probe("baseline")
+    _run["items"] = run["scripts"]
+    _run["index"] = 0
+    _run["status"] = 0
+    _run["tb"] = None
+    _run["label"] = None
+    _run["gen"] = None
+    _run["scope"] = {"__name__": "__main__"}
+    _vmjs.more(1)
+    _run["label"] = "baseline"  # probed at the start of the first step, once setup's garbage is free
 
-    status = 0
-    traceback = None
-    scope = {"__name__": "__main__"}
-    for item in run:
-        name = item.get("path") or "<code>"
+
+def _fail(exc):
+    if isinstance(exc, SystemExit):
+        _run["status"] = _exit_status(exc)
+    else:  # the board prints the traceback on its console, and so do we
+        _run["tb"] = _traceback(exc)
+        print(_run["tb"], end="")
+        _run["status"] = 1
+    _run["gen"] = None
+    _run["index"] = len(_run["items"])
+
+
+def step():
+    """One runPython call of the run: probe what the previous call left, then do the next thing."""
+    label = _run["label"]
+    _run["label"] = None
+    if label is not None:
+        probe(label)
+    gen = _run["gen"]
+    if gen is not None:
         try:
-            if "code" in item:
-                exec(item["code"], scope)
-            else:
-                scope["__file__"] = name
-                execfile(name, scope)
-        except SystemExit as exc:
-            status = _exit_status(exc)
-            break
-        except BaseException as exc:  # the board prints the traceback on its console, and so do we
-            traceback = _traceback(exc)
-            print(traceback, end="")
-            status = 1
-            break
-        finally:
-            probe("after " + name)
-    _vmjs.exit(status, traceback)
+            got = next(gen)
+            _run["label"] = "step" if got is None else got
+        except StopIteration:
+            _run["gen"] = None
+            _run["label"] = "after steps"
+        except BaseException as exc:
+            _fail(exc)
+        # This port's gc.collect() only marks a collection as due; it runs when the call returns.
+        gc.collect()
+        return
+    items = _run["items"]
+    index = _run["index"]
+    if index >= len(items):
+        _vmjs.more(0)
+        _vmjs.exit(_run["status"], _run["tb"])
+        return
+    _run["index"] = index + 1
+    item = items[index]
+    name = item.get("path") or "<code>"
+    scope = _run["scope"]
+    _run["label"] = "after " + name
+    try:
+        if "code" in item:
+            exec(item["code"], scope)
+        else:
+            scope["__file__"] = name
+            execfile(name, scope)
+    except BaseException as exc:
+        _fail(exc)
+    gc.collect()
