@@ -32,16 +32,25 @@ def test_deploy_copies_what_changed_and_the_board_boots_it_into_the_hub(tmp_path
     assert json.loads((fs / "board.json").read_text())["name"] == "esp32"
 
 
-def test_deploy_of_compiled_code_lays_out_mpy_and_removes_shadowing_sources(tmp_path):
+def test_deploy_of_compiled_code_lays_out_mpy_removes_shadowing_sources_and_boots_in_micropython(tmp_path):
+    """.mpy files cannot run on CPython: the board folder deployed over the serial console is then
+    booted by the MicroPython VM runtime, which loads them as a board does."""
     profile = profiles.load("esp8266")
     fs = tmp_path / "board"
-    with BoardProcess(fs, "esp8266", install=True, serial=True) as board:  # sources already on the board
-        stale_source = fs / "lib" / "umqtt" / "simple.py"
-        stale_source.parent.mkdir(parents=True, exist_ok=True)
-        stale_source.write_text("# an older copy\n")
-        result = deploy.deploy(profile, board.serial_url, compiled=True, reset=False)
-        assert "lib/umqtt/simple.mpy" in result.changed
-        assert "lib/umqtt/simple.py" in result.stale
-    assert not stale_source.exists()
-    assert (fs / "lib" / "umqtt" / "simple.mpy").read_bytes()[:1] == b"M"  # the .mpy magic
-    assert (fs / "main.py").exists() and not (fs / "main.mpy").exists()
+    config = tmp_path / "config"
+    with HubProcess(tmp_path / "hub") as hub:
+        provision.write_config(config, hub.create_device("deployed-mpy"), hub.ca_pem, "hostemu", "hostemu", 2)
+        with BoardProcess(fs, "esp8266", install=True, serial=True) as board:  # sources already on the board
+            stale_source = fs / "lib" / "umqtt" / "simple.py"
+            stale_source.parent.mkdir(parents=True, exist_ok=True)
+            stale_source.write_text("# an older copy\n")
+            result = deploy.deploy(profile, board.serial_url, config, compiled=True, reset=False)
+            assert "lib/umqtt/simple.mpy" in result.changed and "lib/iothub/client.mpy" in result.changed
+            assert "lib/umqtt/simple.py" in result.stale and "lib/iothub/client.py" in result.stale
+        assert not stale_source.exists() and not (fs / "lib" / "iothub" / "client.py").exists()
+        assert (fs / "lib" / "umqtt" / "simple.mpy").read_bytes()[:1] == b"M"  # the .mpy magic
+        assert (fs / "main.py").exists() and not (fs / "main.mpy").exists()
+
+        with BoardProcess(fs, "esp8266", install=False, runtime="vm") as board:
+            assert board.expect_json("hub", 90, connected=True)
+            assert hub.wait_telemetry("deployed-mpy", 1, 30)
