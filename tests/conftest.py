@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 
+from localhub.testing import HubProcess
 from tls_support import TestCertificates, TlsEchoServer, make_certificates
 
 
@@ -17,6 +21,20 @@ def tls_echo_server(test_certificates):
     server = TlsEchoServer(test_certificates)
     yield server
     server.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    """A fresh local hub for one test (about 1 s to start), on a loopback address of its own."""
+    with HubProcess(tmp_path / "hub") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One local hub shared by a test module, for tests that only add their own devices."""
+    with HubProcess(tmp_path_factory.mktemp("hub")) as proc:
+        yield proc
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
