@@ -19,6 +19,7 @@ Exit status with ``--duration``: 0 if telemetry arrived and the method was answe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -181,28 +182,37 @@ def run_demo(board: str, state_dir: Path, duration: float | None, console: Conso
         config.update({"mqtt_port": MQTT_PORT, "report_interval": 10})
         config_path.write_text(json.dumps(config, indent=1))
         console.print(f"device {device_id}: {config_path} written (key not shown); starting the {profile.name} board")
+        # Only what this run's board sends counts (the hub keeps telemetry of earlier runs).
+        after = hub.client.read_telemetry(0, device_id, 0)[1]
         board_proc = _start_board(str(profile.source), board_dir, log_path)
         console.print(f"hub pid {hub.proc.pid if hub.proc else None}, board pid {board_proc.pid}")
         hub.update_twin(device_id, {"properties": {"desired": {"telemetryInterval": DESIRED_INTERVAL}}})
         started = time.monotonic()
-        after = 0
         invoked = False
-        with Live(_render(device_id, hub, view), console=console, refresh_per_second=4,
-                  transient=not console.is_terminal) as live:
+        # On a terminal a live view; otherwise (a pipe, a log) one line per event.
+        live = Live(_render(device_id, hub, view), console=console, refresh_per_second=4) if console.is_terminal else None
+        with live or contextlib.nullcontext():
             while duration is None or time.monotonic() - started < duration:
                 if board_proc.poll() is not None:
                     view.method_error = view.method_error or f"board exited with {board_proc.returncode}"
                     break
+                seen = view.received
                 after = _poll(hub, device_id, view, after, 0.5)
                 view.reported = hub.get_twin(device_id)["properties"]["reported"]
+                if live is None:
+                    for message in list(view.messages)[len(view.messages) - (view.received - seen):]:
+                        console.print(f"telemetry {json.dumps(message['body'])} {json.dumps(message.get('properties', {}))}", soft_wrap=True)
                 if not invoked and view.received >= METHOD_AFTER_MESSAGES:
                     invoked = True
                     try:
                         view.method_answer = hub.invoke_method(device_id, "reboot", None, 20)
                     except HubRequestError as exc:
                         view.method_error = f"{exc.status} {exc}"
+                    if live is None:
+                        console.print(f"method reboot -> {json.dumps(view.method_answer) if view.method_answer else view.method_error}")
                 _tail(log_path, view.console)
-                live.update(_render(device_id, hub, view))
+                if live is not None:
+                    live.update(_render(device_id, hub, view))
         answered = view.method_answer is not None and view.method_answer.get("status") == 200
         console.print(f"telemetry: {view.received} messages; method reboot: "
                       f"{json.dumps(view.method_answer) if view.method_answer else view.method_error}; "
