@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from .store import Store, TelemetryRow
 from .twin import iso_now
+from .longpoll import rows_or_wait
 
 MAX_MESSAGE = 256 * 1024
 
@@ -58,17 +59,8 @@ class TelemetryService:
     async def read(self, after: int, device_id: str | None, limit: int,
                    wait: float) -> list[TelemetryRow]:
         """Messages with seq > ``after``; wait up to ``wait`` seconds for the first one."""
-        rows = self.store.telemetry_after(after, device_id, limit)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not rows and (remaining := deadline - loop.time()) > 0:
-            event = self._new
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except asyncio.TimeoutError:
-                break
-            rows = self.store.telemetry_after(after, device_id, limit)
-        return rows
+        return await rows_or_wait(lambda: self.store.telemetry_after(after, device_id, limit),
+                                  lambda: self._new, wait)
 
 
 def row_json(row: TelemetryRow) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from typing import Any
 from . import certs, state, upload_client
 from .client import HubClient
 from .netutil import port_free
+from .longpoll import collect
 
 _TOOLS_DIR = Path(__file__).resolve().parent.parent
 
@@ -216,16 +217,8 @@ class HubProcess:
     def wait_telemetry(self, device_id: str | None, count: int,
                        timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block (long poll, no sleeping) until ``count`` messages exist; return them all."""
-        deadline = time.monotonic() + timeout
-        out: list[dict[str, Any]] = []
-        after = 0
-        while len(out) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{len(out)} of {count} telemetry messages after {timeout} s")
-            messages, after = self.client.read_telemetry(after, device_id, min(remaining, 10))
-            out.extend(messages)
-        return out
+        return collect(lambda after, wait: self.client.read_telemetry(after, device_id, wait), count, timeout,
+                       "telemetry messages")
 
     def send_c2d(self, device_id: str, body: str | bytes,
                  properties: dict[str, str] | None = None, message_id: str | None = None,

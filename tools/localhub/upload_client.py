@@ -6,11 +6,11 @@ back (:func:`blob_service_client`) needs ``azure-storage-blob`` (a test extra), 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from .client import HubClient
+from .longpoll import collect
 
 # What azure-storage-blob 12.31 would send is newer than Azurite 3.35 knows; the hub starts
 # Azurite with --skipApiVersionCheck, but a client may also talk to an Azurite run by hand.
@@ -41,16 +41,8 @@ def all_notifications(client: HubClient, device_id: str | None = None) -> list[d
 def wait_notifications(client: HubClient, device_id: str | None, count: int,
                        timeout: float = 10.0) -> list[dict[str, Any]]:
     """Block (long poll, no sleeping) until ``count`` notifications exist; return them all."""
-    deadline = time.monotonic() + timeout
-    out: list[dict[str, Any]] = []
-    after = 0
-    while len(out) < count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"{len(out)} of {count} upload notifications after {timeout} s")
-        rows, after = read_notifications(client, after, device_id, min(remaining, 10))
-        out.extend(rows)
-    return out
+    return collect(lambda after, wait: read_notifications(client, after, device_id, wait), count, timeout,
+                   "upload notifications")
 
 
 def storage_info(client: HubClient) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from urllib.parse import quote
 from .blob import Storage, StorageError
 from .errors import HubError, bad_request
 from .twin import iso_now
+from .longpoll import rows_or_wait
 
 log = logging.getLogger("localhub.uploads")
 
@@ -267,16 +268,8 @@ class UploadService:
         seconds for the first one; also the ``after`` a reader passes next time."""
         if after < 0:
             after = self.store.last_seq()  # "from now on"
-        rows = self.store.notifications_after(after, device_id, limit)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not rows and (remaining := deadline - loop.time()) > 0:
-            event = self._new
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except asyncio.TimeoutError:
-                break
-            rows = self.store.notifications_after(after, device_id, limit)
+        rows = await rows_or_wait(lambda: self.store.notifications_after(after, device_id, limit),
+                                  lambda: self._new, wait)
         return rows, (rows[-1].seq if rows else after)
 
     async def storage_info(self) -> dict[str, Any]:
