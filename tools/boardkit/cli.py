@@ -79,6 +79,8 @@ def vendor_cmd() -> None:
 def flash_cmd(board: str, port: str, firmware: Path, check_only: bool) -> None:
     """Erase and write MicroPython at the profile's offset and baud, then verify."""
     profile = _profile(board)
+    if str(firmware) in ("", "."):
+        raise click.ClickException("no firmware image given (make flash FIRMWARE=ESP32_GENERIC-v1.27.0.bin PORT=/dev/ttyUSB0)")
     try:
         image = flasher.check(profile, port, firmware)
         console.print(f"{firmware}: {image.chip} image, {image.size} bytes, goes at {profile.firmware_offset:#x} on {port}")
@@ -98,6 +100,8 @@ def flash_cmd(board: str, port: str, firmware: Path, check_only: bool) -> None:
 def deploy_cmd(board: str, port: str, config_dir: Path | None, source: bool, no_reset: bool) -> None:
     """Compile and copy the library and the app to a board; only what changed is copied."""
     profile = _profile(board)
+    if not port:
+        raise click.ClickException("no port given (make deploy PORT=/dev/ttyUSB0, or PORT=socket://127.0.0.1:N for an emulated board)")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
         task = progress.add_task("surveying the board", total=None)
 
