@@ -171,26 +171,11 @@ from umqtt.simple import MQTTClient
 network_up()
 
 
-def _b(s):
-    return s.encode() if isinstance(s, str) else s
-
-
-class UMQTT(MQTTClient):
-    # Strings as bytes: umqtt.simple writes them to the socket as they are, which MicroPython
-    # accepts but the host emulation layer's ssl socket does not (it wants a bytes-like object).
-    def publish(self, topic, msg, retain=False, qos=0):
-        return MQTTClient.publish(self, _b(topic), _b(msg), retain, qos)
-
-    def subscribe(self, topic, qos=0):
-        return MQTTClient.subscribe(self, _b(topic), qos)
-
-
 def transport(client_id, server, port, user, password, keepalive, ssl_context):
     # micropython-lib's umqtt.simple 1.3.4 takes ssl=True plus ssl_params for
     # ussl.wrap_socket(sock, **ssl_params): ask for verification against the hub's CA.
     params = {"cert_reqs": ssl.CERT_REQUIRED, "cadata": read_ca(), "server_hostname": server}
-    return UMQTT(_b(client_id), server, port, _b(user), _b(password), keepalive, ssl=True,
-                 ssl_params=params)
+    return MQTTClient(client_id, server, port, user, password, keepalive, ssl=True, ssl_params=params)
 
 
 c = make_client(keepalive=60, transport=transport)
@@ -205,14 +190,16 @@ ev("done")
 """
 
 
-def test_umqtt_simple_transport(hub, make_board, registry) -> None:
+@pytest.fixture(scope="module")
+def umqtt_files() -> dict[str, bytes]:
+    """micropython-lib's umqtt.simple, unchanged, as board files (fetched by `make setup`)."""
     from boardkit import vendor
 
-    try:
-        vendored = vendor.fetch()  # micropython-lib's umqtt/simple.py (cached by `make setup`)
-    except (OSError, vendor.VendorError) as exc:
-        pytest.skip(f"umqtt.simple not available: {exc}")
-    files = {"lib/" + name: path.read_bytes() for name, path in vendored.items()}
+    return {"lib/" + name: path.read_bytes() for name, path in vendor.fetch().items()}
+
+
+def test_umqtt_simple_transport(hub, make_board, registry, umqtt_files) -> None:
+    files = dict(umqtt_files)
     device = "e2e-umqtt"
     board = make_board(device, UMQTT_MAIN, files=files)
     ready = board.expect_json("ready", 30)
@@ -235,19 +222,13 @@ def test_umqtt_simple_transport(hub, make_board, registry) -> None:
     assert "without certificate verification" not in board.output
 
 
-def test_umqtt_simple_refuses_a_hub_it_cannot_verify(hub, make_board, tmp_path) -> None:
+def test_umqtt_simple_refuses_a_hub_it_cannot_verify(hub, make_board, tmp_path, umqtt_files) -> None:
     """The same transport with another CA: the TLS handshake fails, nothing is sent."""
-    from boardkit import vendor
     from tls_support import make_certificates
 
-    try:
-        vendored = vendor.fetch()
-    except (OSError, vendor.VendorError) as exc:
-        pytest.skip(f"umqtt.simple not available: {exc}")
     (tmp_path / "other").mkdir()
     other_ca = make_certificates(tmp_path / "other").ca_pem
-    files = {"lib/" + name: path.read_bytes() for name, path in vendored.items()}
-    files["ca.pem"] = other_ca
+    files = dict(umqtt_files, **{"ca.pem": other_ca})
     script = UMQTT_MAIN.replace("c.connect()\n", "try:\n    c.connect()\nexcept OSError as e:\n"
                                 "    ev('refused', error=repr(e))\n    raise SystemExit\n")
     board = make_board("e2e-umqtt-badca", script, files=files)
@@ -255,20 +236,3 @@ def test_umqtt_simple_refuses_a_hub_it_cannot_verify(hub, make_board, tmp_path) 
     assert refused["error"] == "OSError(-9984)"  # mbedTLS's X509 "certificate verify failed"
     assert board.wait(15) == 0
     assert hub.telemetry("e2e-umqtt-badca") == []
-
-
-def test_umqtt_simple_unchanged_with_str_arguments(hub, make_board) -> None:
-    from boardkit import vendor
-
-    try:
-        vendored = vendor.fetch()
-    except (OSError, vendor.VendorError) as exc:
-        pytest.skip(f"umqtt.simple not available: {exc}")
-    files = {"lib/" + name: path.read_bytes() for name, path in vendored.items()}
-    script = UMQTT_MAIN.replace("    return UMQTT(_b(client_id), server, port, _b(user), _b(password),",
-                                "    return MQTTClient(client_id, server, port, user, password,")
-    assert script != UMQTT_MAIN
-    board = make_board("e2e-umqtt-str", script, files=files)
-    board.expect_json("ready", 20)
-    touch(board, "stop")
-    assert board.wait(15) == 0
