@@ -41,6 +41,9 @@ class Pending:
 
     def expired(self, now):
         """Remove and return ``[(rid, kind, callback), ...]`` whose deadline has passed."""
+        if not self._items:
+            # The session asks at every poll: with nothing outstanding, allocate nothing.
+            return ()
         out = []
         for rid in list(self._items):
             kind, cb, deadline = self._items[rid]

@@ -71,3 +71,18 @@ def test_upload_keeps_no_heap_and_sizes_do_not_matter_in_micropython():
     assert proc.returncode == 0, proc.stderr
     base, small, big = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("mem")]
     assert abs(small - base) < 256 and abs(big - base) < 256, (base, small, big)
+
+
+def test_an_idle_poll_allocates_nothing_for_pending_requests_in_micropython():
+    # The session asks for expired twin requests at every poll (20 times a second in loop()):
+    # with none outstanding that must not make garbage on the board.
+    code = (
+        "import gc\nfrom iothub.pending import Pending\np = Pending()\n"
+        "gc.collect()\ngc.disable()\na = gc.mem_alloc()\n"
+        "for i in range(100):\n    for x in p.expired(i):\n        pass\n"
+        "print('allocated', gc.mem_alloc() - a)\n"
+    )
+    proc = run_in_vm(code)
+    assert proc.returncode == 0, proc.stderr
+    allocated = int(proc.stdout.split("allocated")[1].split()[0])
+    assert allocated < 100, allocated  # it was 80 bytes a call
