@@ -4,16 +4,13 @@ what happened (`hostemu.context.EXIT_*`)."""
 
 from __future__ import annotations
 
-import argparse
 import builtins
-import json
 import os
 import signal
 import sys
 import tracemalloc
 from pathlib import Path
 
-from boardkit import profiles
 from hostemu import console, context, importer
 
 
@@ -35,24 +32,13 @@ def _run_script(path: Path, trace_heap: bool) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostemu.board_process")
-    parser.add_argument("--board", required=True)
-    parser.add_argument("--fs", required=True, type=Path)
-    parser.add_argument("--reset-cause", required=True)
-    parser.add_argument("--networks", default="{}", help="JSON object: SSID -> password")
+    parser = context.board_arguments("hostemu.board_process")
     parser.add_argument("--no-heap-trace", action="store_true")
     parser.add_argument("--console", action="store_true",
                         help="stdin/stdout are the board's UART: Ctrl-C interrupts, the REPL follows main.py")
     args = parser.parse_args(argv)
-
-    profile = profiles.load(args.board)
-    fs_root = args.fs.resolve()
-    board = context.BoardContext(
-        profile=profile,
-        fs_root=fs_root,
-        reset_cause=profile.rules.reset_causes[args.reset_cause],
-        networks=json.loads(args.networks),
-    )
+    board = context.board_from_arguments(args)
+    fs_root = board.fs_root
     context.install(board)
     sys.stdout.reconfigure(line_buffering=True)
     os.chdir(fs_root)

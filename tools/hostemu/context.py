@@ -9,6 +9,7 @@ the board's own `os.listdir()` does not show.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boardkit import profiles
 from boardkit.profiles import BoardProfile
 
 PRIVATE_DIR = ".hostemu"
@@ -116,3 +118,20 @@ def current() -> BoardContext:
 def install(context: BoardContext) -> None:
     global _current
     _current = context
+
+
+def board_arguments(prog: str) -> argparse.ArgumentParser:
+    """The command line every board process (either runtime) takes from the supervisor."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--board", required=True, help="board profile name or JSON file")
+    parser.add_argument("--fs", required=True, type=Path, help="the board's folder")
+    parser.add_argument("--reset-cause", required=True, help="PWRON_RESET, SOFT_RESET, WDT_RESET, ...")
+    parser.add_argument("--networks", default="{}", help="JSON object: SSID -> password")
+    return parser
+
+
+def board_from_arguments(args: argparse.Namespace) -> BoardContext:
+    profile = profiles.load(args.board)
+    return BoardContext(profile=profile, fs_root=args.fs.resolve(),
+                        reset_cause=profile.rules.reset_causes[args.reset_cause],
+                        networks=json.loads(args.networks))

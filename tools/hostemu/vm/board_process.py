@@ -5,12 +5,9 @@ restarts it with the reset cause the firmware will read."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
-from boardkit import profiles
 from hostemu import context
 
 from .boardsvc import BOARD_MODULES, BoardClock, install_board_services
@@ -34,18 +31,10 @@ def make_vm(board: context.BoardContext, *, hosts: dict[str, str] | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hostemu.vm.board_process")
-    parser.add_argument("--board", required=True)
-    parser.add_argument("--fs", required=True, type=Path)
-    parser.add_argument("--reset-cause", required=True)
-    parser.add_argument("--networks", default="{}", help="JSON object: SSID -> password")
+    parser = context.board_arguments("hostemu.vm.board_process")
     parser.add_argument("--hosts", default="{}", help="JSON object: host name -> IPv4 address")
     args = parser.parse_args(argv)
-
-    profile = profiles.load(args.board)
-    board = context.BoardContext(profile=profile, fs_root=args.fs.resolve(),
-                                 reset_cause=profile.rules.reset_causes[args.reset_cause],
-                                 networks=json.loads(args.networks))
+    board = context.board_from_arguments(args)
 
     def show(text: str) -> None:
         sys.stdout.write(text)
