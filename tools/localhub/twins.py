@@ -25,6 +25,22 @@ def _twin_error(exc: TwinError) -> HubError:
     return HubError(exc.status, "ArgumentInvalid", str(exc))
 
 
+def _write_section(name: str, current: dict[str, Any], given: Any, replace: bool
+                   ) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+    """A back-end write of one section (tags or desired): merge-patch it (PATCH) or replace it
+    (PUT; a section left out of a PUT is emptied). Returns (changed, new section, patch applied)."""
+    new = copy.deepcopy(current)
+    if given is None:
+        return (bool(new), {}, {}) if replace else (False, new, {})
+    patch = validate_section(strip_read_only(given), patch=not replace)
+    if replace:
+        changed, new = new != patch, copy.deepcopy(patch)
+    else:
+        changed = merge_patch(new, copy.deepcopy(patch))
+    check_size(name, new)
+    return changed, new, patch
+
+
 class TwinService:
     def __init__(self, store: Store, registry: Registry, sessions: SessionRegistry,
                  clock: Callable[[], float]) -> None:
@@ -90,30 +106,8 @@ class TwinService:
         if props.get("reported"):
             raise bad_request("reported properties can only be written by the device")
         try:
-            new_tags = copy.deepcopy(twin["tags"])
-            new_desired = copy.deepcopy(twin["desired"])
-            tags_changed = desired_changed = False
-            if tags is not None:
-                tags = validate_section(strip_read_only(tags), patch=not replace)
-                if replace:
-                    tags_changed = new_tags != tags
-                    new_tags = copy.deepcopy(tags)
-                else:
-                    tags_changed = merge_patch(new_tags, copy.deepcopy(tags))
-                check_size("tags", new_tags)
-            elif replace:
-                tags_changed, new_tags = bool(new_tags), {}
-            patch: dict[str, Any] = {}
-            if desired is not None:
-                patch = validate_section(strip_read_only(desired), patch=not replace)
-                if replace:
-                    desired_changed = new_desired != patch
-                    new_desired = copy.deepcopy(patch)
-                else:
-                    desired_changed = merge_patch(new_desired, copy.deepcopy(patch))
-                check_size("desired", new_desired)
-            elif replace and new_desired:
-                desired_changed, new_desired = True, {}
+            tags_changed, new_tags, _ = _write_section("tags", twin["tags"], tags, replace)
+            desired_changed, new_desired, patch = _write_section("desired", twin["desired"], desired, replace)
         except TwinError as exc:
             raise _twin_error(exc) from exc
         now = self.clock()
