@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-import lib_certs
 import lib_mpnet
 import lib_vectors
 from iothub import net
@@ -15,11 +14,6 @@ from iothub.errors import AuthError
 from lib_mini_hub import MiniHub
 
 HOST = "hub.example.net"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return lib_certs.make(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

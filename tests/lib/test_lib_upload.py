@@ -14,7 +14,6 @@ import tracemalloc
 
 import pytest
 
-import lib_certs
 import lib_mpnet
 from lib_fakes import FakeClock
 from iothub import net, sas
@@ -24,11 +23,6 @@ from iothub.upload import upload_file
 
 HERE = pathlib.Path(__file__).resolve().parent
 TOKEN = "SharedAccessSignature sr=hub%2Fdevices%2Fdev1&sig=x&se=1"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return lib_certs.make(tmp_path_factory.mktemp("pki"))
 
 
 class Server:
