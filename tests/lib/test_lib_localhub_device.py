@@ -14,13 +14,11 @@ import lib_mpnet
 from iothub import net
 from iothub.client import CONNECTED, IoTHubClient
 
-testing = pytest.importorskip("localhub.testing")
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    with testing.HubProcess(tmp_path_factory.mktemp("hub")) as h:
-        yield h
+def hub(module_hub):
+    return module_hub
 
 
 @pytest.fixture
@@ -32,7 +30,8 @@ def device(hub, request):
 
     def make(**kw):
         kw.setdefault("port", hub.mqtt_port)
-        c = IoTHubClient(cs, ca=hub.ca_pem, keepalive=60, **kw)
+        kw.setdefault("ca", hub.ca_pem)
+        c = IoTHubClient(cs, keepalive=60, **kw)
         clients.append(c)
         return c
 
@@ -144,3 +143,43 @@ def test_file_upload_into_blob_storage(hub, device, tmp_path):
     assert hashlib.sha256(hub.read_blob(device.name + "/log.bin")).digest() == hashlib.sha256(data).digest()
     (note,) = hub.wait_upload_notifications(device.name, 1)
     assert note["isSuccess"] is True and note["correlationId"] == result["correlationId"]
+
+
+def test_a_hub_certificate_from_another_ca_is_refused(hub, device, pki):
+    c = device(ca=pki["other-ca.pem"].read_bytes())
+    with pytest.raises(OSError):  # the TLS handshake: certificate verify failed
+        c.connect()
+    assert c.state != CONNECTED
+    assert hub.telemetry(device.name) == []
+
+
+def test_a_token_from_an_unset_clock_gets_connack_5_and_auth_error(hub, device):
+    from iothub.clock import SystemClock
+    from iothub.errors import AuthError
+
+    class UnsetRTC(SystemClock):
+        def time(self):
+            return 946684800  # 2000-01-01: the RTC was never set, the token expired long ago
+
+    c = device(clock=UnsetRTC())
+    with pytest.raises(AuthError) as refused:
+        c.connect()
+    assert refused.value.code == 5
+
+
+def test_a_silent_server_times_out_instead_of_hanging():
+    import socket
+
+    from iothub.mqtt import MQTTClient
+
+    net.use(lib_mpnet.SOCKET, lib_mpnet.SSL)
+    server = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) but never answers
+    try:
+        c = MQTTClient("d", "127.0.0.1", server.getsockname()[1], timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(OSError):
+            c.connect()
+        assert time.monotonic() - start < 5
+    finally:
+        server.close()
+        net.use()
