@@ -32,12 +32,17 @@ def test_azure_provision_carries_both_roots_and_no_key_in_output(tmp_path):
 
 @pytest.mark.parametrize("bad, words", [
     ("HostName=h;DeviceId=d", "SharedAccessKey is missing"),
-    ("HostName=h;DeviceId=d;SharedAccessKey=", "SharedAccessKey has no value"),
-    ("garbage", "garbage has no value"),
+    ("HostName=h;DeviceId=d;SharedAccessKey=", "SharedAccessKey is empty"),
+    ("HostName=h;DeviceId=d;SharedAccessKey=not base64!", "SharedAccessKey is not valid base64"),
+    # A key pasted alone must not come back in the message.
+    ("c2VjcmV0LWtleS1ub3QtdG8tYmUtbG9nZ2VkIQ==", "unknown name in segment 1"),
+    ("c2VjcmV0LWtleS1ub3QtdG8tYmUtbG9nZ2VkIQ", "segment 1 is not Name=value"),
 ])
 def test_malformed_connection_strings_are_refused_without_echoing_keys(tmp_path, bad, words):
-    with pytest.raises(provision.ProvisionError, match=words):
+    with pytest.raises(provision.ProvisionError, match=words) as refused:
         provision.from_azure(tmp_path, bad, "home", "pw")
+    assert "c2VjcmV0" not in str(refused.value)
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_local_hub_provision_creates_the_device_and_uses_the_hub_ca(tmp_path):

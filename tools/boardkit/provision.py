@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
+from iothub import connstr
+from iothub.connstr import ConnectionString
+from iothub.errors import ConfigError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
@@ -69,21 +72,13 @@ def azure_roots_pem() -> str:
     return "".join(found[name].public_bytes(serialization.Encoding.PEM).decode() for name in AZURE_ROOT_NAMES)
 
 
-def parse_connection_string(text: str) -> dict[str, str]:
-    """Split and check a device connection string; errors never repeat the key."""
-    fields: dict[str, str] = {}
-    for part in text.strip().split(";"):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        if not sep or not value:
-            raise ProvisionError(f"connection string: {name or '(empty)'!s} has no value")
-        fields[name] = value
-    for required in ("HostName", "DeviceId", "SharedAccessKey"):
-        if required not in fields:
-            raise ProvisionError(f"connection string: {required} is missing (a device connection string has "
-                                 "HostName, DeviceId and SharedAccessKey)")
-    return fields
+def parse_connection_string(text: str) -> ConnectionString:
+    """Check a device connection string with the board's own parser (`iothub.connstr`), so what
+    is provisioned is what the board accepts; its errors never repeat the key."""
+    try:
+        return connstr.parse(text)
+    except ConfigError as exc:
+        raise ProvisionError(str(exc)) from None
 
 
 def _subjects(pem: str) -> tuple[str, ...]:
@@ -92,7 +87,7 @@ def _subjects(pem: str) -> tuple[str, ...]:
 
 def write_config(out_dir: Path, connection_string: str, ca_pem: str, wifi_ssid: str, wifi_password: str,
                  telemetry_interval: int = 10) -> Provisioned:
-    fields = parse_connection_string(connection_string)
+    parsed = parse_connection_string(connection_string)
     if not wifi_ssid:
         raise ProvisionError("wifi: an SSID is needed")
     if telemetry_interval < 1:
@@ -112,7 +107,7 @@ def write_config(out_dir: Path, connection_string: str, ca_pem: str, wifi_ssid: 
         handle.write("\n")
     ca_path = out_dir / CA_FILE
     ca_path.write_text(ca_pem)
-    return Provisioned(fields["DeviceId"], fields["HostName"], config_path, ca_path, _subjects(ca_pem))
+    return Provisioned(parsed.device_id, parsed.host, config_path, ca_path, _subjects(ca_pem))
 
 
 def from_azure(out_dir: Path, connection_string: str, wifi_ssid: str, wifi_password: str,
