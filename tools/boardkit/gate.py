@@ -33,10 +33,11 @@ MICROPYTHON_MODULES = frozenset(
     onewire ds18x20 ntptime upysh webrepl mip requests umqtt inisetup flashbdev apa106 uasyncio
     """.split()
 )
-# MicroPython still answers to the old u-prefixed names of its built-in modules.
+# MicroPython still answers to the old u-prefixed names of its built-in modules; not `ussl`:
+# since 1.23 `ssl` is a Python module over the built-in `tls`, and only built-ins keep the alias.
 MICROPYTHON_ALIASES = frozenset(
     "u" + name
-    for name in "array binascii collections errno hashlib heapq io json os random re select socket ssl struct sys time ctypes".split()
+    for name in "array binascii collections errno hashlib heapq io json os random re select socket struct sys time ctypes".split()
 )
 
 

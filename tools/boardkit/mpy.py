@@ -46,8 +46,12 @@ def board_layout(repo_root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
     return [(src, dst) for src, dst in layout if is_board_file(dst)]
 
 
-def compile_for(profile: BoardProfile, out_dir: Path, repo_root: Path = REPO_ROOT) -> list[Compiled]:
-    """Compile lib/ and firmware/ for the profile's architecture into `out_dir`, laid out as on the board."""
+def compile_for(profile: BoardProfile, out_dir: Path, repo_root: Path = REPO_ROOT,
+                portable: bool = False) -> list[Compiled]:
+    """Compile lib/ and firmware/ for the profile's architecture into `out_dir`, laid out as on the board.
+
+    `portable`: bytecode with no architecture recorded, which any port loads (an emulated board
+    on this PC: MicroPython refuses an .mpy marked for another CPU)."""
     results = []
     for source, board_path in board_layout(repo_root):
         if board_path in KEEP_AS_SOURCE:
@@ -60,7 +64,8 @@ def compile_for(profile: BoardProfile, out_dir: Path, repo_root: Path = REPO_ROO
         target = out_dir / board_path
         target.parent.mkdir(parents=True, exist_ok=True)
         # -s: the name recorded in tracebacks is the board path, not this machine's.
-        command = [mpy_cross_path(), f"-march={profile.mpy_arch}", "-s", board_path[:-4] + ".py", "-o", str(target), str(source)]
+        march = [] if portable else [f"-march={profile.mpy_arch}"]
+        command = [mpy_cross_path(), *march, "-s", board_path[:-4] + ".py", "-o", str(target), str(source)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise RuntimeError(f"mpy-cross failed on {source}: {(result.stderr or result.stdout).strip()}")

@@ -46,16 +46,21 @@ def main() -> None:
 @click.option("--heap-trace/--no-heap-trace", default=True, help="Measure the Python heap for gc.mem_alloc().")
 @click.option("--serial-port", type=int, default=None, metavar="PORT",
               help="Serve the board's serial console (REPL) on this TCP port: mpremote connect socket://127.0.0.1:PORT")
-@click.option("--runtime", type=click.Choice(["cpython", "vm"]), default="cpython", show_default=True,
-              help="cpython: fast and debuggable; vm: MicroPython 1.27's own interpreter (WebAssembly, Node).")
+@click.option("--runtime", type=click.Choice(["cpython", "vm", "unix"]), default="cpython", show_default=True,
+              help="cpython: fast and debuggable; vm: MicroPython 1.27's WebAssembly port (Node); "
+                   "unix: MicroPython's unix port with its real socket/ssl/select, the ground truth.")
 @click.option("--serial-host", default="127.0.0.1", show_default=True, help="Address the serial console listens on.")
+@click.option("--mpy/--source", "compiled", default=False,
+              help="Install .mpy from mpy-cross, as `boardkit deploy` does (not for the cpython runtime).")
 def run(board: str, fs_root: Path, wifi: tuple[str, ...], sync: bool, do_install: bool, max_resets: int | None,
-        heap_trace: bool, serial_port: int | None, runtime: str, serial_host: str) -> None:
+        heap_trace: bool, serial_port: int | None, runtime: str, serial_host: str, compiled: bool) -> None:
     """Boot a simulated board: boot.py, then main.py, restarting it on every reset."""
     profile = _load_profile(board)
+    if compiled and runtime == "cpython":
+        raise click.BadParameter("CPython cannot load .mpy: use --runtime vm or unix", param_hint="--mpy")
     if do_install:
-        installer.install(fs_root, profile, overwrite=sync)
-    if runtime == "vm" and serial_port is not None:
+        installer.install(fs_root, profile, overwrite=sync, compiled=compiled)
+    if runtime != "cpython" and serial_port is not None:
         raise click.BadParameter("the serial console needs the cpython runtime", param_hint="--serial-port")
     serial = SerialBridge(serial_host, serial_port) if serial_port is not None else None
     if serial is not None:
@@ -69,10 +74,11 @@ def run(board: str, fs_root: Path, wifi: tuple[str, ...], sync: bool, do_install
 @click.option("--board", default="esp32", show_default=True)
 @click.option("--fs", "fs_root", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--sync/--no-sync", default=False)
-def install(board: str, fs_root: Path, sync: bool) -> None:
+@click.option("--mpy/--source", "compiled", default=False, help="Compiled with mpy-cross, as `boardkit deploy` lays it out.")
+def install(board: str, fs_root: Path, sync: bool, compiled: bool) -> None:
     """Copy the firmware, the library and the board profile onto a board folder."""
     profile = _load_profile(board)
-    for path in installer.install(fs_root, profile, overwrite=sync):
+    for path in installer.install(fs_root, profile, overwrite=sync, compiled=compiled):
         click.echo(f"wrote {path}")
 
 

@@ -2,7 +2,7 @@
 
 1. starts a local IoT Hub (and, on the first upload, its blob storage) on a free loopback address
    with unprivileged ports (MQTT 8883, HTTPS 8443);
-2. creates a demo device and writes its config.json + ca.pem into a board folder
+2. creates a demo device and writes its config.json + ca.der into a board folder
    (``state/demo/<board>``) with ``boardkit.provision``;
 3. runs the firmware on the host emulation layer (``hostemu run``, the repository's firmware
    copied over what the folder held);

@@ -26,8 +26,9 @@ from typing import Any
 SHIMMED = ("machine", "network", "esp", "esp32", "ntptime", "micropython", "socket", "ssl", "select", "time", "gc", "os", "sys")
 HOST_MODULES_AS_IS = ("array", "binascii", "builtins", "cmath", "collections", "errno", "hashlib", "heapq", "io", "json",
                       "math", "random", "re", "struct", "asyncio")
-# MicroPython still answers to the u-prefixed names of its built-in modules.
-ALIASES = {"u" + name: name for name in ("socket", "ssl", "select", "time", "os", "sys", "binascii", "hashlib", "json",
+# MicroPython still answers to the u-prefixed names of its built-in modules, but not `ussl`:
+# since 1.23 `ssl` is a Python module over the built-in `tls`, and only built-ins get the alias.
+ALIASES = {"u" + name: name for name in ("socket", "select", "time", "os", "sys", "binascii", "hashlib", "json",
                                           "struct", "random", "re", "collections", "errno", "heapq", "io", "array")}
 ALIASES["uasyncio"] = "asyncio"
 

@@ -16,6 +16,8 @@ from hostemu import context
 from hostemu.serial_bridge import SerialBridge
 
 DEFAULT_NETWORKS = {"hostemu": "hostemu"}
+_BOARD_PROCESS = {"cpython": "hostemu.board_process", "vm": "hostemu.vm.board_process",
+                  "unix": "hostemu.unix.board_process"}
 
 
 @dataclass
@@ -26,7 +28,7 @@ class BoardRun:
     max_resets: int | None = None
     heap_trace: bool = True
     serial: SerialBridge | None = None
-    runtime: str = "cpython"  # or "vm": MicroPython's own interpreter (hostemu.vm)
+    runtime: str = "cpython"  # "vm": MicroPython's WebAssembly VM (hostemu.vm); "unix": its unix port (hostemu.unix)
     resets: int = 0
     _stopping: int = 0
     _child: subprocess.Popen[bytes] | None = None
@@ -41,7 +43,7 @@ class BoardRun:
             (private / name).unlink(missing_ok=True)
 
     def _start(self, cause: str) -> subprocess.Popen[bytes]:
-        module = "hostemu.vm.board_process" if self.runtime == "vm" else "hostemu.board_process"
+        module = _BOARD_PROCESS[self.runtime]
         command = [
             sys.executable, "-m", module,
             "--board", str(self.profile.source),
@@ -49,9 +51,9 @@ class BoardRun:
             "--reset-cause", cause,
             "--networks", json.dumps(self.networks),
         ]
-        if self.runtime == "vm":
+        if self.runtime != "cpython":
             if self.serial is not None:
-                raise ValueError("the serial console is not available with the VM runtime")
+                raise ValueError(f"the serial console is not available with the {self.runtime} runtime")
             return subprocess.Popen(command)
         if not self.heap_trace:
             command.append("--no-heap-trace")

@@ -47,12 +47,13 @@ class BoardProcess:
         env: dict[str, str] | None = None,
         serial: bool = False,
         runtime: str = "cpython",
+        compiled: bool = False,
     ) -> None:
         self.fs_root = Path(fs_root).resolve()
         self.profile = profiles.load(board)
         self.fs_root.mkdir(parents=True, exist_ok=True)
         if install:
-            installer.install(self.fs_root, self.profile)
+            installer.install(self.fs_root, self.profile, compiled=compiled)
         for name, text in (("main.py", main), ("boot.py", boot)):
             if text is not None:
                 (self.fs_root / name).write_text(text)
@@ -67,7 +68,7 @@ class BoardProcess:
         self.max_resets = max_resets
         self.env = env
         self.serial = serial
-        self.runtime = runtime  # "vm": MicroPython's own interpreter (hostemu run --runtime vm)
+        self.runtime = runtime  # "vm" / "unix": a real MicroPython (hostemu run --runtime vm / unix)
         self.serial_port: int | None = None
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

@@ -1,9 +1,8 @@
-"""MicroPython's `ssl` (mbedTLS ports) over the host's OpenSSL.
-
-What matters for fidelity: a client `SSLContext` checks the server certificate by default
-(`CERT_REQUIRED`); the legacy `ssl.wrap_socket()` does not unless asked (`cert_reqs=CERT_NONE` is
-its default, as on the board); `cadata` is the CA as DER (PEM is accepted too); a failed check
-raises OSError at the handshake; a non-blocking read with nothing decrypted yet returns None.
+"""MicroPython's `ssl` (mbedTLS ports) over the host's OpenSSL, by the rules of `hostemu.tlsrules`:
+nothing is verified unless `verify_mode = CERT_REQUIRED` (an `SSLContext` starts at CERT_NONE, and
+so does the legacy `ssl.wrap_socket()`); `cadata` is one DER certificate per call, PEM refused;
+CERT_REQUIRED needs `server_hostname`; a failed check raises ValueError at the handshake; a
+non-blocking read with nothing decrypted yet returns None.
 """
 
 import errno as _errno
@@ -11,6 +10,7 @@ import socket as _host_socket
 import ssl as _host_ssl
 import sys as _sys
 
+from hostemu import tlsrules as _rules
 from hostemu.mp._stream import StreamReads
 
 
@@ -20,9 +20,6 @@ CERT_NONE = 0
 CERT_OPTIONAL = 1
 CERT_REQUIRED = 2
 MBEDTLS_VERSION = "Mbed TLS 3.6.2 (hostemu: host OpenSSL)"
-
-# mbedTLS's error for a certificate that does not verify, as the ESP ports raise it.
-_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED = -0x2700
 
 
 class SSLError(OSError):
@@ -34,7 +31,7 @@ class SSLContext:
         if protocol not in (PROTOCOL_TLS_CLIENT, PROTOCOL_TLS_SERVER):
             raise ValueError("invalid protocol")
         self._protocol = protocol
-        self.verify_mode = CERT_REQUIRED if protocol == PROTOCOL_TLS_CLIENT else CERT_NONE
+        self.verify_mode = CERT_NONE  # micropython-lib's ssl.py: clients too
         self._cadata = []
         self._cert_chain = None
 
@@ -44,7 +41,7 @@ class SSLContext:
                 cadata = handle.read()
         if cadata is None:
             raise ValueError("cafile or cadata must be given")
-        self._cadata.append(bytes(cadata) if not isinstance(cadata, str) else cadata.encode())
+        self._cadata.append(_rules.ca_certificate(cadata))
 
     def load_cert_chain(self, certfile, keyfile):
         self._cert_chain = (certfile, keyfile)
@@ -64,13 +61,9 @@ class SSLContext:
         context = _host_ssl.SSLContext(_host_ssl.PROTOCOL_TLS_CLIENT)
         if self.verify_mode == CERT_REQUIRED:
             # With no CA loaded every handshake fails, as mbedTLS with VERIFY_REQUIRED does.
-            for blob in self._cadata:
-                if blob.lstrip().startswith(b"-----BEGIN"):
-                    context.load_verify_locations(cadata=blob.decode("ascii", "replace"))
-                else:
-                    context.load_verify_locations(cadata=blob)
-            # mbedTLS checks the name only when one is given.
-            context.check_hostname = server_hostname is not None
+            for der in self._cadata:
+                context.load_verify_locations(cadata=der)
+            context.check_hostname = True  # wrap_socket() refused a missing name already
             context.verify_mode = _host_ssl.CERT_REQUIRED
         else:
             context.check_hostname = False
@@ -79,6 +72,8 @@ class SSLContext:
         return context
 
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, server_hostname=None):
+        if not server_side and self._protocol == PROTOCOL_TLS_CLIENT:
+            _rules.check_wrap(self.verify_mode, server_hostname)
         raw = sock._host_socket()
         context = self._host_context(server_hostname)
         try:
@@ -127,7 +122,7 @@ class SSLSocket(StreamReads):
             self._handshaken = True
         except _host_ssl.SSLCertVerificationError as exc:
             print("hostemu: TLS certificate check failed:", exc.verify_message, file=_sys.stderr)
-            raise OSError(_MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) from None
+            raise _rules.verify_failure(exc) from None
         except (_host_ssl.SSLWantReadError, _host_ssl.SSLWantWriteError):
             raise
         except (_host_socket.timeout, TimeoutError):

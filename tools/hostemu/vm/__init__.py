@@ -2,13 +2,14 @@
 port (Node), with sockets, TLS, the clock and heap reports bridged to this Python process.
 See README.md in this folder for the design and for how to add a bridged service."""
 
-from .boardsvc import BOARD_MODULES, BoardClock, install_board_services
+from hostemu.peripherals import (BOARD_MODULES, EPOCH_2000_UNIX, BoardClock, ClockService, DeviceError,
+                                 ManualClock, RealClock, Reply, VMStop, install_board_services, os_error)
+
 from .bridge import HeapSample, MicroPythonVM, RunResult, VMError, VMTimeout
-from .clock import EPOCH_2000_UNIX, ClockService, ManualClock, RealClock
 from .netsvc import NetService
-from .protocol import DeviceError, Reply, VMStop, os_error
 
 __all__ = [
-    "BOARD_MODULES", "BoardClock", "install_board_services", "EPOCH_2000_UNIX", "ClockService", "DeviceError", "HeapSample", "ManualClock", "MicroPythonVM",
-    "NetService", "RealClock", "Reply", "RunResult", "VMError", "VMStop", "VMTimeout", "os_error",
+    "BOARD_MODULES", "BoardClock", "install_board_services", "EPOCH_2000_UNIX", "ClockService", "DeviceError",
+    "HeapSample", "ManualClock", "MicroPythonVM", "NetService", "RealClock", "Reply", "RunResult", "VMError",
+    "VMStop", "VMTimeout", "os_error",
 ]

@@ -10,7 +10,8 @@ import sys
 
 from hostemu import context
 
-from .boardsvc import BOARD_MODULES, BoardClock, install_board_services
+from hostemu.peripherals import BOARD_MODULES, BoardClock, install_board_services
+
 from .bridge import MicroPythonVM, VMError, VMTimeout
 
 # The VM's own heap limit is the interpreter's (it grows on demand): start at the board's free heap.

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clock import Clock, ClockService, RealClock
+from hostemu.peripherals.clock import Clock, ClockService, RealClock
+from hostemu.peripherals.host import ServiceHost
+from hostemu.peripherals.protocol import ProtocolError, VMStop, parse_frame
+
 from .netsvc import NetService
-from .protocol import (DeviceError, ProtocolError, Reply, VMStop, call_from_frame, encode_reply,
-                       parse_frame)
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +140,12 @@ class MicroPythonVM:
         self.node = shutil.which(node) or node
         self.timeout = timeout
         self.micropython_mjs = Path(micropython_mjs) if micropython_mjs else DEFAULT_MICROPYTHON
-        self.services: dict[str, object] = {}
+        self.host = ServiceHost()
+        self.services = self.host.services
+        self.call_hooks = self.host.call_hooks  # before every bridge call; may raise VMStop
         self.net = NetService(hosts=hosts, cancelled=self.cancelled, link_up=link_up)
-        # Called before every bridge call; may raise VMStop (a watchdog that ran out).
-        self.call_hooks: list[Callable[[], None]] = []
         self.register_service("socket", self.net)
         self.register_service("clock", ClockService(self.clock, self.cancelled))
-        self._lock = threading.Lock()
-        self._probes: list[str] = []
         self._stop = threading.Event()
         self._deadline = float("inf")
         self._running = threading.Lock()
@@ -155,12 +154,11 @@ class MicroPythonVM:
 
     def register_service(self, name: str, service: object) -> None:
         """Answer `_hostemu.call(name, op, ...)` from the VM with `service.op_<op>(...)`."""
-        self.services[name] = service
+        self.host.register_service(name, service)
 
     def request_heap_probe(self, label: str) -> None:
         """Ask for gc.collect() + a heap report at the VM's next bridge call (any thread)."""
-        with self._lock:
-            self._probes.append(label)
+        self.host.request_heap_probe(label)
 
     def stop(self) -> None:
         """End the current run (any thread); run() then raises VMTimeout."""
@@ -254,46 +252,6 @@ class MicroPythonVM:
             os.close(resp_w)
             node_log.close()
 
-    def _take_probe(self) -> str | None:
-        with self._lock:
-            return self._probes.pop(0) if self._probes else None
-
-    def _dispatch(self, frame: dict[str, Any]) -> bytes:
-        call = call_from_frame(frame)
-        for hook in self.call_hooks:
-            hook()
-        probe = self._take_probe()
-        method = getattr(self.services.get(call.service), "op_" + call.op, None)
-        if method is None:
-            error = DeviceError("NotImplementedError", f"hostemu: no {call.service}.{call.op} on the host")
-            return encode_reply(error=error, probe=probe)
-        kwargs: dict[str, Any] = {}
-        if call.data is not None:
-            kwargs["data"] = call.data
-        if call.size is not None:
-            kwargs["size"] = call.size
-        try:
-            result = method(*call.args, **kwargs)
-        except DeviceError as exc:
-            return encode_reply(error=exc, probe=probe)
-        except VMStop:
-            raise
-        except Exception as exc:  # a host bug or bad arguments from device code: never fatal
-            log.exception("hostemu VM: %s.%s%r failed", call.service, call.op, tuple(call.args))
-            error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} failed: {exc}")
-            return encode_reply(error=error, probe=probe)
-        if not isinstance(result, Reply):
-            result = Reply(result)
-        if call.size is not None and len(result.data) > call.size:
-            error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} returned too much")
-            return encode_reply(error=error, probe=probe)
-        try:
-            return encode_reply(result.result, data=result.data, probe=probe)
-        except (TypeError, ValueError) as exc:  # a result JSON cannot carry: a host bug
-            log.error("hostemu VM: %s.%s returned %r", call.service, call.op, result.result)
-            error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} bad result: {exc}")
-            return encode_reply(error=error, probe=probe)
-
 
 class _Session:
     """One Node process: reads its frames, answers its calls, collects output and heap samples."""
@@ -359,7 +317,7 @@ class _Session:
                     self.vm.on_heap(sample)
             elif kind == "call":
                 try:
-                    self.send(self.vm._dispatch(frame))
+                    self.send(self.vm.host.dispatch(frame))
                 except VMStop as stop:
                     self.proc.kill()
                     return RunResult(stop.status, None, "".join(self.output), self.heap, stop.reason)

@@ -4,8 +4,9 @@ Every host socket is non-blocking; a device socket's blocking mode and timeout a
 by waiting in short slices, so that a stop request or the run's time limit is noticed while the
 device code is blocked. Errors reach the device as MicroPython raises them: `OSError(errno)`
 with Linux errno values (the ESP ports use the same numbers), `OSError(-202)` for a name that
-does not resolve (lwIP's EAI_FAIL as the ESP32 port reports it), `OSError(-9984)`
-(MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) for a server certificate that does not verify.
+does not resolve (lwIP's EAI_FAIL as the ESP32 port reports it). TLS follows `hostemu.tlsrules`
+(one DER certificate per `load_verify_locations`, PEM refused, CERT_REQUIRED needs a server name,
+a server certificate that does not verify is a ValueError with mbedTLS's text).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from .protocol import DeviceError, Reply, os_error
+from hostemu import tlsrules
+from hostemu.peripherals.protocol import DeviceError, Reply, os_error
 
 log = logging.getLogger(__name__)
 
 EAI_FAIL = -202
-MBEDTLS_ERR_X509_CERT_VERIFY_FAILED = -0x2700
 # MicroPython's select constants (the same on every port).
 POLLIN, POLLOUT, POLLERR, POLLHUP = 0x1, 0x4, 0x8, 0x10
 
@@ -189,6 +190,13 @@ class NetService:
 
     # -- TLS ------------------------------------------------------------------------------------
 
+    def op_check_ca(self, *, data: bytes) -> None:
+        """`load_verify_locations` refuses at once what MicroPython refuses (PEM, not DER)."""
+        try:
+            tlsrules.ca_certificate(data)
+        except ValueError as exc:
+            raise DeviceError("ValueError", str(exc)) from None
+
     def op_tls_ca(self, h: int, *, data: bytes) -> None:
         self._conn(h).cadata.append(data)
 
@@ -204,13 +212,10 @@ class NetService:
             # mbedTLS with VERIFY_REQUIRED and no CA fails every handshake; so does an empty store.
             for blob in conn.cadata:
                 try:
-                    if blob.lstrip().startswith(b"-----BEGIN"):
-                        context.load_verify_locations(cadata=blob.decode("ascii").rstrip("\0"))
-                    else:
-                        context.load_verify_locations(cadata=blob)
-                except (ssl.SSLError, ValueError, UnicodeDecodeError):
-                    raise DeviceError("ValueError", "invalid cert") from None
-            context.check_hostname = server_hostname is not None  # mbedTLS checks only a given name
+                    context.load_verify_locations(cadata=tlsrules.ca_certificate(blob))
+                except ValueError as exc:
+                    raise DeviceError("ValueError", str(exc)) from None
+            context.check_hostname = True  # op_tls refused a missing name already
             context.verify_mode = ssl.CERT_REQUIRED
         else:
             context.check_hostname = False
@@ -246,6 +251,10 @@ class NetService:
         conn = self._conn(h)
         if conn.tls is not None or conn.kind != SOCK_STREAM:
             raise os_error(errno.EINVAL)
+        try:
+            tlsrules.check_wrap(verify_mode, server_hostname)
+        except ValueError as exc:
+            raise DeviceError("ValueError", str(exc)) from None
         context = self._context(conn, server_hostname, verify_mode)
         conn.tls = context.wrap_socket(conn.sock, server_hostname=server_hostname,
                                        do_handshake_on_connect=False)
@@ -285,7 +294,7 @@ class NetService:
                     raise os_error(errno.ETIMEDOUT) from None
             except ssl.SSLCertVerificationError as exc:
                 log.warning("VM TLS: server certificate rejected: %s", exc.verify_message)
-                raise os_error(MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) from None
+                raise DeviceError("ValueError", str(tlsrules.verify_failure(exc))) from None
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 conn.eof = True
                 return b""

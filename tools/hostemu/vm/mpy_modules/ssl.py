@@ -1,11 +1,12 @@
-# MicroPython's `ssl` (mbedTLS ports, 1.27) for the hostemu VM. The TLS session runs in the
-# Python parent, which checks the server certificate against exactly the CA data given here.
+# MicroPython's `ssl` (mbedTLS ports) for the hostemu VM. The TLS session runs in the Python
+# parent, which checks the server certificate against exactly the CA data given here.
 #
-# As on the board: SSLContext(PROTOCOL_TLS_CLIENT) verifies by default (CERT_REQUIRED); the older
-# ssl.wrap_socket() does not unless cert_reqs=CERT_REQUIRED; cadata is DER or PEM bytes; the
-# server name is checked only when server_hostname is given; a failed check raises
-# OSError(-9984) (MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) from the handshake. A blocking socket
-# shakes hands in wrap_socket(); a non-blocking one on its first read or write.
+# As on the board (hostemu/tlsrules.py): nothing is verified unless verify_mode is CERT_REQUIRED
+# (SSLContext starts at CERT_NONE, as the legacy ssl.wrap_socket() does); cadata is one DER
+# certificate per load_verify_locations call, PEM refused at once (ValueError('invalid cert'));
+# CERT_REQUIRED needs server_hostname; a failed check raises ValueError with mbedTLS's text from
+# the handshake. A blocking socket shakes hands in wrap_socket(); a non-blocking one on its first
+# read or write.
 
 from micropython import const
 import _hostemu
@@ -34,7 +35,7 @@ class SSLContext:
         if protocol != PROTOCOL_TLS_CLIENT and protocol != PROTOCOL_TLS_SERVER:
             raise ValueError("invalid protocol")
         self._protocol = protocol
-        self.verify_mode = CERT_REQUIRED if protocol == PROTOCOL_TLS_CLIENT else CERT_NONE
+        self.verify_mode = CERT_NONE
         self._cadata = []
         self._cert = None
         self._key = None
@@ -46,6 +47,9 @@ class SSLContext:
             raise ValueError("cafile or cadata must be given")
         if isinstance(cadata, str):
             cadata = cadata.encode()
+        if not isinstance(cadata, bytes):
+            raise TypeError("can't convert '%s' object to str implicitly" % type(cadata).__name__)
+        _call_out(_SVC, "check_ca", _addressof(cadata), len(cadata))
         self._cadata.append(cadata)
 
     def load_cert_chain(self, certfile, keyfile):

@@ -1,16 +1,17 @@
-"""The simulated board's peripherals as bridge services, for device code running in the VM.
+"""The simulated board's peripherals as bridge services, for device code running in a real
+MicroPython (the WebAssembly VM or the unix port).
 
-The VM-side modules in `board_modules/` (machine, network, ntptime, esp, esp32) call these. They
+The device-side modules in `modules/` (machine, network, ntptime, esp, esp32) call these. They
 forward to the very objects the CPython runtime's `hostemu.mp` modules are made of, over the same
 `BoardContext` (reset cause, RTC, unique id, Wi-Fi state and `.hostemu/wifi_down`, pins, OTA
 partitions, NVS): the two runtimes cannot drift apart because there is one implementation.
-What differs is only how a reset ends the run: the CPython runtime exits its process, the VM run
-ends with `VMStop(EXIT_*)` and its board process exits with that code, so the same supervisor
-restarts either with the same reset cause.
+What differs is only how a reset ends the run: the CPython runtime exits its process, a VM or
+unix-port run ends with `VMStop(EXIT_*)` and its board process exits with that code, so the same
+supervisor restarts any of them with the same reset cause.
 
     board = BoardContext(...); context.install(board)
     vm = MicroPythonVM(board.fs_root, clock=BoardClock(board), link_up=network.is_link_up, ...)
-    install_board_services(vm, board)
+    install_board_services(vm, board)      # vm: anything with register_service() and call_hooks
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import errno
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hostemu import context
@@ -27,9 +29,7 @@ from hostemu.context import BoardContext
 from .clock import RealClock
 from .protocol import DeviceError, Reply, VMStop
 
-from pathlib import Path
-
-BOARD_MODULES = Path(__file__).resolve().parent / "board_modules"
+BOARD_MODULES = Path(__file__).resolve().parent / "modules"
 
 
 class BoardClock(RealClock):

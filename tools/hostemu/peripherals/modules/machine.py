@@ -104,6 +104,9 @@ class RTC:
             return (y, mo, d, wd, h, mi, s, 0)
         y, mo, d, wd, h, mi, s = datetime[:7]
         _call("clock", "set_rtc_seconds", time.mktime((y, mo, d, h, mi, s, 0, 0)))
+        hook = getattr(_hostemu, "rtc_changed", None)
+        if hook is not None:  # the unix port's time keeps its own copy of the RTC
+            hook()
 
     def memory(self, data=None):
         if data is None:

@@ -14,3 +14,11 @@ def time():
 
 def settime():
     _hostemu.call("ntptime", "settime")
+    _rtc_changed()
+
+
+def _rtc_changed():
+    # Where `time` keeps its own copy of the RTC (the unix port's), it must hear of the change.
+    hook = getattr(_hostemu, "rtc_changed", None)
+    if hook is not None:
+        hook()

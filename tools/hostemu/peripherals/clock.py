@@ -125,6 +125,9 @@ class ClockService:
             raise DeviceError("ValueError", "sleep length must be a non-negative int")
         self.clock.sleep_us(us, self._cancelled)
 
+    def op_epoch_unix(self) -> int:
+        return self.clock.epoch_unix
+
     def op_rtc_seconds(self) -> int:
         return int(self.clock.rtc_seconds())
 

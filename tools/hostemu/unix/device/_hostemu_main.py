@@ -1,0 +1,72 @@
+# The driver of one board life on MicroPython's unix port: connect the bridge, import the board
+# modules (a board has them in ROM: they cost no heap there, so they are loaded before the
+# baseline), make the board folder the root of the filesystem, then run the scripts as a board
+# runs boot.py and main.py. Started as: micropython -X heapsize=N _hostemu_main.py SOCKET_PATH
+
+import gc
+import json
+import sys
+
+import _hostemu
+
+_hostemu.connect(sys.argv[1])
+_run = json.loads(_hostemu.call("run", "config"))
+_hostemu.ENV.update(_run["env"])
+_name = None
+for _name in _run["preimport"]:
+    __import__(_name)
+
+if _run["board_fs"]:
+    import os
+    import vfs
+
+    # "/" is the board's flash, as on a board: absolute paths stay inside the board folder.
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(_run["board_fs"]), "/")
+    os.chdir("/")
+sys.path.clear()
+for _entry in _run["sys_path"]:
+    sys.path.append(_entry)
+
+
+def _status(exc):
+    code = exc.value if hasattr(exc, "value") else (exc.args[0] if exc.args else None)
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code)
+    return 1
+
+
+def _main(items):
+    import io
+
+    scope = {"__name__": "__main__"}
+    for item in items:
+        try:
+            if "code" in item:
+                exec(item["code"], scope)
+            else:
+                scope["__file__"] = item["path"]
+                execfile(item["path"], scope)
+        except SystemExit as exc:
+            return _status(exc), None
+        except BaseException as exc:  # the board prints the traceback on its console
+            buf = io.StringIO()
+            sys.print_exception(exc, buf)
+            # Without the driver's own frame: the board's traceback starts at device code.
+            text = "\n".join(line for line in buf.getvalue().split("\n") if "_hostemu_main.py" not in line)
+            print(text, end="")
+            return 1, text
+        _hostemu.probe("after " + item.get("path", "<code>"))
+    return 0, None
+
+
+_items = _run["scripts"]
+del _run, _name
+gc.collect()
+_hostemu.probe("baseline")
+_code, _tb = _main(_items)
+_hostemu._send({"t": "exit", "s": _code, "tb": _tb})
+sys.exit(_code)
