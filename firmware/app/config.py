@@ -4,7 +4,7 @@ config.json::
 
     {"wifi": {"ssid": "...", "password": "..."},          required
      "connection_string": "HostName=...;DeviceId=...;SharedAccessKey=...",   required
-     "ca_file": "ca.pem",                                  PEM the hub's chain ends in
+     "ca_file": "ca.der",                                  DER root(s) the hub's chain ends in
      "telemetry_interval": 10,                             seconds, 1..86400
      "mqtt_port": 8883,
      "queue_slots": 64, "queue_slot_bytes": 256,           the offline ring on flash
@@ -97,7 +97,7 @@ def load():
         parse(cs)
     except Exception as e:  # the parser's errors name the field, never the key
         return None, "config.json: connection_string: " + str(e)
-    ca_file = cfg.get("ca_file", "ca.pem")
+    ca_file = cfg.get("ca_file", "ca.der")
     if not isinstance(ca_file, str):
         return None, "config.json: ca_file must be a file name"
     try:

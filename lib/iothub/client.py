@@ -31,7 +31,7 @@ from iothub import retry, sas, topics
 from iothub.errors import AuthError, ConfigError, IoTHubError, NotConnected, ProtocolError, TimeoutError_
 from iothub.pending import Pending
 from iothub.ring import Ring
-from iothub.twin import TwinState, combine_patches
+from iothub.twin import TwinState, combine_patches, too_deep
 
 try:
     from micropython import const
@@ -58,6 +58,20 @@ ERROR = const(1)
 WARNING = const(2)
 INFO = const(3)
 DEBUG = const(4)
+
+
+# Local faults a reconnect cannot fix: raised to the application (the session stops, FAILED).
+# Everything else met while connecting (network, TLS, a broken answer, MemoryError) is retried.
+_NOT_RETRIED = (ConfigError, TypeError, AttributeError, NameError, ImportError)
+
+
+def _all_of(callbacks):
+    # One callback for a merged reported patch: each patch merged into it hears the answer.
+    def call(status, version):
+        for cb in callbacks:
+            cb(status, version)
+
+    return call
 
 
 def _connack_code(exc):
@@ -210,6 +224,7 @@ class IoTHubClient:
         self._pending = Pending(8, clock.ticks_diff)
         self._twin = TwinState()
         self._reported = None  # merged reported patches waiting for a connection
+        self._reported_cbs = []  # their callbacks
         self._c2d_cb = None
         self._desired_cb = None
         self._conn_cb = None
@@ -305,8 +320,19 @@ class IoTHubClient:
         for pid in reversed(pids):
             self._queue.push_front(self._sent[pid])
         self._sent = {}
-        for rid, kind, cb in self._pending.clear():
-            self._finish(kind, cb, 0, None, None)
+        # Reported patches the hub did not answer go out again after the next connect (an
+        # acknowledgement of a desired patch must not be lost with the link); older first, the
+        # ones patched while offline on top.
+        held, held_cbs = self._reported, self._reported_cbs
+        self._reported, self._reported_cbs = None, []
+        for rid, kind, cb, body in self._pending.clear():
+            if kind == _PATCH and body is not None:
+                self._hold_reported(body, cb)
+            else:
+                self._finish(kind, cb, 0, None, None)
+        if held is not None:
+            self._hold_reported(held, None)
+            self._reported_cbs.extend(held_cbs)
 
     def _make_token(self, expiry):
         resource = sas.resource_uri(self._cs.host, self._cs.device_id, self._cs.module_id)
@@ -361,7 +387,8 @@ class IoTHubClient:
                 self._set_state(FAILED, "refused")
                 self._log(ERROR, "hub refused the connection, CONNACK %d" % code)
                 raise AuthError(code)
-            if code is None and not isinstance(e, (OSError, ProtocolError)):
+            if code is None and isinstance(e, _NOT_RETRIED):
+                self._set_state(FAILED, "error")
                 raise  # a bug or local misuse: not something a retry fixes
             elapsed = clock.ticks_diff(clock.ticks_ms(), start)
             wait = retry.delay_ms(
@@ -389,9 +416,9 @@ class IoTHubClient:
         if self._desired_cb is not None:
             self._request(_GET, None, topics.twin_get_topic, b"")
         if self._reported is not None:
-            patch = self._reported
-            self._reported = None
-            self.patch_reported(patch)
+            patch, cbs = self._reported, self._reported_cbs
+            self._reported, self._reported_cbs = None, []
+            self.patch_reported(patch, _all_of(cbs) if cbs else None)
         self._flush()
 
     def _lost(self, exc):
@@ -511,8 +538,8 @@ class IoTHubClient:
         self._log(ERROR, "a %d-byte message did not fit the receive buffer and was dropped" % size)
 
     # ------------------------------------------------------------------ twin
-    def _request(self, kind, cb, topic_fn, body):
-        rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout)
+    def _request(self, kind, cb, topic_fn, body, keep=None):
+        rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout, keep)
         try:
             self._mqtt.publish(topic_fn(rid), body, False, 0)
         except Exception:
@@ -560,11 +587,20 @@ class IoTHubClient:
 
     def patch_reported(self, patch, cb=None):
         """Update reported properties (``None`` deletes). Offline, patches are merged and sent
-        after the next connect. ``cb(status, version)`` hears the answer (status 0: timeout)."""
-        if self.state != CONNECTED:
-            self._reported = combine_patches(self._reported or {}, patch)
-            return None
-        return self._request(_PATCH, cb, topics.twin_patch_topic, json.dumps(patch))
+        after the next connect, as are patches the hub had not answered when the link went.
+        ``cb(status, version)`` hears the answer (status 0: timeout)."""
+        if self.state == CONNECTED:
+            try:
+                return self._request(_PATCH, cb, topics.twin_patch_topic, json.dumps(patch), patch)
+            except (OSError, ProtocolError) as e:
+                self._lost(e)
+        self._hold_reported(patch, cb)
+        return None
+
+    def _hold_reported(self, patch, cb):
+        self._reported = combine_patches(self._reported or {}, patch)
+        if cb is not None:
+            self._reported_cbs.append(cb)
 
     def twin_version(self):
         """``$version`` of the desired properties held (-1 before the first GET)."""
@@ -582,14 +618,16 @@ class IoTHubClient:
                 if status == 200 and body:
                     twin = json.loads(body)
                     desired = twin.get("desired")
+                    if isinstance(desired, dict) and too_deep(desired):
+                        raise ProtocolError("twin nested deeper than IoT Hub allows")
                     if isinstance(desired, dict) and self._twin.apply_full(desired):
                         self._call_desired(self._twin.desired, self._twin.version, True)
                 if cb:
                     cb(twin, status)
             elif cb:
                 cb(status, version)
-        except Exception as e:
-            self._log(ERROR, "twin callback failed: %r" % (e,))
+        except Exception as e:  # a bad body or an application bug: reported, never raised
+            self._log(ERROR, "twin request failed: %r" % (e,))
 
     def _call_desired(self, desired, version, full):
         if self._desired_cb:
@@ -617,6 +655,8 @@ class IoTHubClient:
                 patch = json.loads(msg)
                 if not isinstance(patch, dict):
                     raise ProtocolError("desired patch is not a JSON object")
+                if too_deep(patch):
+                    raise ProtocolError("desired patch nested deeper than IoT Hub allows")
                 if self._twin.apply_patch(version, patch):
                     patch.pop("$version", None)
                     self._call_desired(patch, version, False)
@@ -637,7 +677,9 @@ class IoTHubClient:
                             self._log(ERROR, "C2D callback failed: %r" % (e,))
                     return
             self._log(WARNING, "message on an unexpected topic dropped")
-        except (ProtocolError, ValueError) as e:
+        except OSError:
+            raise  # the link: the transport's caller reconnects
+        except Exception as e:  # malformed, too big for the heap (MemoryError), too deep: dropped
             self._log(WARNING, "malformed message dropped: %r" % (e,))
 
     def _answer_method(self, name, rid, msg):

@@ -2,6 +2,9 @@
 
 No exception message ever contains a key, a token or a connection string: the callers pass
 names and sizes, never secret values.
+
+Subclasses call ``super().__init__()``: MicroPython's built-in exception classes have no
+``__init__`` attribute, so ``Exception.__init__(self, ...)`` raises AttributeError there.
 """
 
 
@@ -26,6 +29,12 @@ class TimeoutError_(IoTHubError):
     has no built-in TimeoutError to subclass on every port, and CPython's must not be shadowed.)"""
 
 
+class TLSError(ProtocolError):
+    """The TLS handshake failed: the server's certificate did not verify against the CA, or its
+    name did not match. Retried like a network failure (a captive portal passes); a wrong CA
+    file keeps failing and says so in ``last_error``."""
+
+
 class AuthError(IoTHubError):
     """The hub refused the credentials (CONNACK 4 or 5, HTTP 401/403).
 
@@ -34,7 +43,7 @@ class AuthError(IoTHubError):
     """
 
     def __init__(self, code, what="connection refused"):
-        IoTHubError.__init__(self, what + " (code " + str(code) + ")")
+        super().__init__(what + " (code " + str(code) + ")")
         self.code = code
 
 
@@ -42,5 +51,5 @@ class HTTPError(IoTHubError):
     """An HTTP request ended with a status the caller did not accept."""
 
     def __init__(self, status, what="HTTP request failed"):
-        IoTHubError.__init__(self, what + " (status " + str(status) + ")")
+        super().__init__(what + " (status " + str(status) + ")")
         self.status = status

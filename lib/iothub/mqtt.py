@@ -55,9 +55,9 @@ class MQTTException(Exception):
 
     def __init__(self, code, text=None):
         if text is None:
-            Exception.__init__(self, code)
+            super().__init__(code)
         else:
-            Exception.__init__(self, code, text)
+            super().__init__(code, text)
         self.code = code
 
 

@@ -1,4 +1,4 @@
-"""Sockets and TLS exactly as MicroPython 1.27 exposes them (the runtime contract).
+"""Sockets and TLS exactly as MicroPython exposes them (the runtime contract).
 
 ``open_stream`` returns an object with ``read``/``readinto``/``write``/``setblocking``/``close``:
 a MicroPython (ssl) socket on a board, the host emulation layer's equivalent on a PC, or whatever a
@@ -6,7 +6,7 @@ test's ``sock_factory(host, port)`` returns. MicroPython's TLS sockets have no `
 a timeout is set on the plain socket under them, which ``open_pair`` also returns.
 """
 
-from iothub.errors import ConfigError
+from iothub.errors import ConfigError, TLSError
 
 # The modules used, resolved on first use. ``use()`` swaps them: the host emulation layer and
 # tests pass MicroPython-like socket/ssl modules here without touching sys.modules.
@@ -35,24 +35,57 @@ def ssl_module():
     return _ssl
 
 
-def tls_context(ca):
-    """A client SSLContext that verifies the server against ``ca`` (PEM text/bytes or DER).
+def _der_end(ca, i):
+    # End of the DER certificate at ca[i]: a SEQUENCE (0x30) with a 1- to 3-byte length.
+    if i + 2 > len(ca) or ca[i] != 0x30:
+        return -1
+    n = ca[i + 1]
+    if n < 0x80:
+        return i + 2 + n
+    k = n & 0x7F
+    if k > 3 or i + 2 + k > len(ca):
+        return -1
+    n = 0
+    for j in range(k):
+        n = n << 8 | ca[i + 2 + j]
+    return i + 2 + k + n
 
-    MicroPython takes ``cadata`` as bytes (PEM or DER); CPython takes PEM only as str. Bytes
-    are tried first, then PEM text, so the same call works on both.
+
+def tls_context(ca):
+    """A client SSLContext that verifies the server against ``ca``: one or more DER
+    certificates back to back (what ``boardkit provision`` writes as ``ca.der``).
+
+    Why DER, one certificate per call: MicroPython's mbedTLS ports take one DER certificate per
+    ``load_verify_locations`` call (a second call adds to the trusted set), and PEM only where
+    the port has a PEM parser (ESP32 yes, the unix port up to 1.28 no). CPython takes the same.
+    Raises ``ConfigError`` for PEM, a truncated or invalid certificate, or a port whose ``ssl``
+    cannot verify certificates at all (ESP8266's axTLS has no ``CERT_REQUIRED``).
     """
     if not ca:
         raise ConfigError("a CA certificate is required to verify the server")
+    if isinstance(ca, str) or ca[:5] == b"-----":
+        raise ConfigError("the CA must be DER, not PEM text: MicroPython's ssl parses DER on every port "
+                          "(boardkit provision writes ca.der)")
     ssl = ssl_module()
+    required = getattr(ssl, "CERT_REQUIRED", None)
+    if required is None:
+        raise ConfigError("this port's ssl cannot verify a server certificate")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    data = ca.encode() if isinstance(ca, str) else ca
-    try:
-        ctx.load_verify_locations(cadata=data)
-    except Exception:
-        if data[:5] != b"-----":
-            raise
-        ctx.load_verify_locations(cadata=data.decode())
+    ctx.verify_mode = required  # MicroPython's SSLContext verifies nothing unless told (CERT_NONE)
+    if not isinstance(ca, bytes):
+        ca = bytes(ca)  # load_verify_locations refuses a bytearray/memoryview on MicroPython
+    i = 0
+    count = 0
+    while i < len(ca):
+        end = _der_end(ca, i)
+        if end < 0 or end > len(ca):
+            raise ConfigError("CA certificate %d is not DER or is cut short" % (count + 1))
+        try:
+            ctx.load_verify_locations(cadata=ca if i == 0 and end == len(ca) else ca[i:end])
+        except ValueError:
+            raise ConfigError("CA certificate %d is not a valid certificate" % (count + 1))
+        count += 1
+        i = end
     return ctx
 
 
@@ -81,6 +114,7 @@ def open_pair(host, port, ctx=None, timeout=30, sock_factory=None):
         sock = socket.socket()
         try:
             sock.settimeout(timeout)
+            _no_delay(socket, sock)
             sock.connect(addr)
         except BaseException:
             sock.close()
@@ -89,9 +123,26 @@ def open_pair(host, port, ctx=None, timeout=30, sock_factory=None):
         return sock, sock
     try:
         return ctx.wrap_socket(sock, server_hostname=host), sock
+    except ValueError as e:
+        # mbedTLS reports a certificate that does not verify (or a name that does not match) as
+        # ValueError with its verify text; it is the server's, not the caller's, problem.
+        sock.close()
+        raise TLSError("TLS: the server was not verified: " + " ".join(str(e).split()))
     except BaseException:
         sock.close()
         raise
+
+
+def _no_delay(socket, sock):
+    # TCP_NODELAY: mbedTLS cuts a write into 4 KB records, so a Put Block of 4 KB plus its head
+    # leaves as a full segment and a small one, and Nagle holds the small one until the peer's
+    # delayed ACK (40-200 ms a block: a 1 MB upload took 12 s instead of 1 s). The unix port
+    # has no constants for it (IPPROTO_TCP 6, TCP_NODELAY 1 on Linux and the ESP32's lwIP); on
+    # the ESP8266 TCP_NODELAY is 64. A port without the option keeps Nagle.
+    try:
+        sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def open_stream(host, port, ctx=None, timeout=30, sock_factory=None):

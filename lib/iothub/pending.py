@@ -18,18 +18,19 @@ class Pending:
         self._limit = limit
         self._diff = diff or _plain_diff
         self._next = 0
-        self._items = {}  # rid -> (kind, callback, deadline)
+        self._items = {}  # rid -> (kind, callback, deadline, body)
 
     def __len__(self):
         return len(self._items)
 
-    def add(self, kind, callback, now, timeout_ms):
-        """Register a request; return its rid (a short decimal string)."""
+    def add(self, kind, callback, now, timeout_ms, body=None):
+        """Register a request; return its rid (a short decimal string). ``body`` is kept until
+        the answer, so a request lost with the connection can be made again (``clear``)."""
         if len(self._items) >= self._limit:
             raise ConfigError("too many requests in flight (%d)" % self._limit)
         self._next = (self._next + 1) & 0x3FFFFFFF
         rid = str(self._next)
-        self._items[rid] = (kind, callback, now + timeout_ms)
+        self._items[rid] = (kind, callback, now + timeout_ms, body)
         return rid
 
     def pop(self, rid):
@@ -46,14 +47,16 @@ class Pending:
             return ()
         out = []
         for rid in list(self._items):
-            kind, cb, deadline = self._items[rid]
+            kind, cb, deadline, _ = self._items[rid]
             if self._diff(now, deadline) >= 0:
                 del self._items[rid]
                 out.append((rid, kind, cb))
         return out
 
     def clear(self):
-        """Forget everything; return the dropped ``[(rid, kind, callback), ...]``."""
-        out = [(rid, v[0], v[1]) for rid, v in self._items.items()]
+        """Forget everything; return the dropped ``[(rid, kind, callback, body), ...]``, oldest
+        first (MicroPython's dict keeps no order: sorted by rid)."""
+        out = [(rid, v[0], v[1], v[3]) for rid, v in self._items.items()]
         self._items = {}
+        out.sort(key=lambda item: int(item[0]))
         return out

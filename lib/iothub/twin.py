@@ -6,6 +6,26 @@ deletes a property; a full GET replaces the desired document if its version is n
 """
 
 
+MAX_DEPTH = 10  # IoT Hub: objects nest at most 10 levels below the section (desired, reported)
+
+
+def too_deep(doc, limit=MAX_DEPTH):
+    """Whether ``doc`` nests objects more than ``limit`` levels below itself.
+
+    Without recursion: a board's C stack overflows at a few dozen nested calls, and what the
+    hub sends must never be able to raise out of the session. IoT Hub never sends deeper than
+    ``MAX_DEPTH``, so a deeper document is malformed and is refused whole."""
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for value in node.values() if isinstance(node, dict) else node:
+            if isinstance(value, (dict, list)):
+                stack.append((value, depth + 1 if isinstance(value, dict) else depth))
+    return False
+
+
 def merge_patch(target, patch):
     """Apply a JSON merge patch (RFC 7396) to the dict ``target`` in place; returns it."""
     for key in patch:

@@ -2,8 +2,9 @@
 
 1. POST ``/devices/{id}/files?api-version=2021-04-12`` ``{"blobName": ...}`` to the hub ->
    ``{correlationId, hostName, containerName, blobName, sasToken}``.
-2. Put Block for each ``chunk_size`` piece of the file, read into ONE preallocated buffer and
-   sent with Content-Length; a failed block is retried with backoff (429, 5xx, network).
+2. Put Block for each ``chunk_size`` piece of the file, streamed from the file through ONE small
+   buffer (``buffer_size``) with Content-Length; a failed block is retried with backoff (429, 5xx,
+   network), read again from the file.
 3. Put Block List (XML streamed through the same buffer), even for a 0-byte file.
 4. POST ``/devices/{id}/files/notifications`` ``{correlationId, isSuccess, statusCode,
    statusDescription}``, always, failures included (with the storage status code).
@@ -66,6 +67,7 @@ def upload_file(
     ca=None,
     blob_ca=None,
     chunk_size=4096,
+    buffer_size=1024,
     progress=None,
     retries=3,
     min_backoff_ms=500,
@@ -83,7 +85,9 @@ def upload_file(
     :param token: the device SAS token (``Authorization`` header).
     :param ca: CA for the hub (and for storage unless ``blob_ca`` is given). None: plain
         HTTP, for tests against a local server only.
-    :param chunk_size: block size in bytes (from the board profile); the only big buffer.
+    :param chunk_size: block size in bytes (from the board profile): fewer, bigger blocks are
+        fewer round trips; it costs no memory.
+    :param buffer_size: the piece a block is read and sent in: the one buffer that is allocated.
     :param progress: ``f(sent_bytes, total_bytes)`` after each block.
     :returns: dict ``correlationId``, ``isSuccess``, ``statusCode``, ``statusDescription``,
         ``blobName``, ``bytes``, ``notified`` (False if the notification itself failed),
@@ -91,10 +95,12 @@ def upload_file(
     :raises ConfigError: ``path`` does not exist (checked before the hub is asked).
     :raises HTTPError: the hub refused to hand out a blob SAS URI (nothing to notify then),
         with the hub's error message in the text (e.g. a blob name it does not accept);
-        ``OSError`` (TLS errors included) if the hub could not be reached at all.
+        ``OSError`` / ``TLSError`` if the hub could not be reached at all. An exception
+        that kills the upload after the hub handed out the SAS URI (MemoryError, one raised
+        by ``progress``) is raised after the failure notification went out.
     """
-    if chunk_size < 64:
-        raise ConfigError("chunk_size must be at least 64 bytes")
+    if chunk_size < 64 or buffer_size < 64:
+        raise ConfigError("chunk_size and buffer_size must be at least 64 bytes")
     clock = clock or _Clockless()
     if jitter is None:
 
@@ -153,10 +159,21 @@ def upload_file(
         if blob_ca is None:
             blob_ca = ca
         bctx = hub_ctx if blob_ca is ca else (tls_context(blob_ca) if blob_ca else None)
-        status, desc, sent = _put_blocks(
-            path, total, blob_path, HTTPConnection(bhost, bport, bctx, timeout, sock_factory, 512),
-            chunk_size, progress, clock, jitter, retries, min_backoff_ms, max_backoff_ms,
-        )
+        died = None
+        try:
+            status, desc, sent = _put_blocks(
+                path, total, blob_path, HTTPConnection(bhost, bport, bctx, timeout, sock_factory, 512),
+                chunk_size, buffer_size, progress, clock, jitter, retries, min_backoff_ms, max_backoff_ms,
+            )
+        except Exception as e:
+            # Whatever killed the upload (MemoryError, a progress callback, a failure no retry
+            # covers), the hub still hears of it: until it does, the upload holds one of the
+            # device's 10 slots for the whole SAS lifetime.
+            died = e
+            status, desc, sent = 500, "upload failed on the device: " + type(e).__name__, 0
+            import gc
+
+            gc.collect()  # the block buffer is garbage now: room to send the notification
         ok = status == 201
         result["isSuccess"] = ok
         result["statusCode"] = status if status > 0 else 500
@@ -171,16 +188,32 @@ def upload_file(
         nstatus, nerr = hub_post(base + "/notifications?api-version=" + API_VERSION, note, [])
         result["notified"] = 200 <= nstatus < 300
         result["notifyStatus"] = nstatus  # e.g. 400 when the hub no longer knows the upload
+        if died is not None:
+            raise died
         return result
     finally:
         hub.close()
 
 
-def _put_blocks(path, total, blob_path, conn, chunk_size, progress, clock, jitter, retries, min_ms, max_ms):
+def _read_exactly(f, view, n):
+    # A short read is not the end of a file on every filesystem: read until n bytes are in.
+    got = 0
+    while got < n:
+        more = f.readinto(view[got:n])
+        if not more:
+            raise ConfigError("file upload: the file got shorter during the upload")
+        got += more
+    return n
+
+
+def _put_blocks(path, total, blob_path, conn, chunk_size, buffer_size, progress, clock, jitter, retries,
+                min_ms, max_ms):
     """Put every block and the block list; returns ``(status, description, bytes_sent)``.
 
-    The request head is written into the same buffer just before the block's data, so each
-    Put Block is one write (see ``HTTPConnection.request`` on Nagle and delayed ACKs).
+    A block of ``chunk_size`` bytes leaves in pieces of ``buffer_size`` through one small buffer,
+    the request head written just before the first piece so that both go out in one write. So no
+    allocation is as big as a block: on a board, a heap of 80 KB free was seen to have no 8 KB
+    in one piece. A block that fails is read again from the file for its retry.
     """
     block_path = blob_path + "&comp=block&blockid="
     room = len(conn.head("PUT", block_path + blocks.block_id(0), None, chunk_size))
@@ -188,17 +221,26 @@ def _put_blocks(path, total, blob_path, conn, chunk_size, progress, clock, jitte
         "PUT", blob_path + "&comp=blocklist", (("Content-Type", "application/xml"),),
         blocks.block_list_length(blocks.MAX_BLOCKS),
     )
-    # The only buffer that scales with the board's profile: head room + one chunk.
-    buf = bytearray(room + (chunk_size if chunk_size > len(list_head) + 64 else len(list_head) + 64))
+    piece = buffer_size if buffer_size < chunk_size else chunk_size
+    size = room + piece
+    if size < len(list_head) + 64:
+        size = len(list_head) + 64
+    buf = bytearray(size)  # the only buffer: head room + one piece
     mv = memoryview(buf)
-    held = [0, 0]  # start of the head in buf, bytes of block data after `room`
+    data = mv[room : room + piece]
 
-    def put_block_op(index):
+    def put_block_op(f, index, offset, n):
         def op():
-            head = conn.head("PUT", block_path + blocks.block_id(index), None, held[1])
+            f.seek(offset)
+            head = conn.head("PUT", block_path + blocks.block_id(index), None, n)
             start = room - len(head)  # Content-Length of a short last block has fewer digits
             buf[start:room] = head
-            conn.send_first(mv[start:], room - start + held[1])
+            got = _read_exactly(f, data, piece if n > piece else n)
+            conn.send_first(mv[start:], room - start + got)
+            while got < n:
+                k = _read_exactly(f, data, piece if n - got > piece else n - got)
+                conn.send(data, k)
+                got += k
             resp = conn.getresponse("PUT")
             resp.drain()
             return resp.status
@@ -207,21 +249,11 @@ def _put_blocks(path, total, blob_path, conn, chunk_size, progress, clock, jitte
 
     sent = 0
     count = 0
-    data = mv[room : room + chunk_size]
     try:
         with open(path, "rb") as f:
-            while True:
-                n = f.readinto(data)
-                if not n:
-                    break
-                # A short read is not the end of a file on every filesystem: top the block up.
-                while n < chunk_size:
-                    more = f.readinto(data[n:])
-                    if not more:
-                        break
-                    n += more
-                held[1] = n
-                status, err = _attempts(clock, jitter, retries, min_ms, max_ms, put_block_op(count))
+            while sent < total:
+                n = chunk_size if total - sent > chunk_size else total - sent
+                status, err = _attempts(clock, jitter, retries, min_ms, max_ms, put_block_op(f, count, sent, n))
                 if status != 201:
                     return status, _describe("Put Block", status, err), sent
                 count += 1

@@ -6,13 +6,18 @@ What the firmware reads (`config.json` on the board's root)::
     {
       "wifi": {"ssid": "...", "password": "..."},
       "connection_string": "HostName=...;DeviceId=...;SharedAccessKey=...",
-      "ca_file": "ca.pem",              # PEM: one or more root certificates the hub's chain ends in
+      "ca_file": "ca.der",              # DER: the root certificate(s) the hub's chain ends in, back to back
       "telemetry_interval": 10          # seconds
     }
 
 For Azure the CA file holds the two roots IoT Hub's certificates chain to (DigiCert Global Root G2
 and Microsoft RSA Root Certificate Authority 2017), taken from `certifi`'s maintained bundle. The
 connection string carries the device key: it is written to the config file only, never printed.
+
+Why DER, not PEM: MicroPython's ssl parses PEM on ESP32 (ESP-IDF's mbedTLS) but not on the unix
+port up to 1.28, and ESP8266 (axTLS) loads no CA at all; every mbedTLS port takes one DER
+certificate per `load_verify_locations` call, and further calls add to the trusted set. So the
+board gets DER certificates back to back and `iothub.net.tls_context` loads them one by one.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from iothub.errors import ConfigError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from localhub.certs import der_bundle
 
 AZURE_ROOT_NAMES = ("DigiCert Global Root G2", "Microsoft RSA Root Certificate Authority 2017")
 CONFIG_FILE = "config.json"
-CA_FILE = "ca.pem"
+CA_FILE = "ca.der"
 
 
 class ProvisionError(ValueError):
@@ -106,7 +112,7 @@ def write_config(out_dir: Path, connection_string: str, ca_pem: str, wifi_ssid: 
         json.dump(config, handle, indent=1)
         handle.write("\n")
     ca_path = out_dir / CA_FILE
-    ca_path.write_text(ca_pem)
+    ca_path.write_bytes(der_bundle(ca_pem))
     return Provisioned(parsed.device_id, parsed.host, config_path, ca_path, _subjects(ca_pem))
 
 

@@ -4,6 +4,9 @@
 the same interface, and a user may pass umqtt.simple's `MQTTClient` instead. PyPI's
 `micropython-umqtt.simple` cannot be installed by pip (its archive has no setup.py), so its source
 archive is fetched from the package index, checked against a pinned SHA-256 and unpacked here.
+
+PyPI's newest, 1.3.4, does `import ussl`, which MicroPython 1.23+ no longer has; it ships with
+`compat/ussl.py`, a one-line alias, rather than patched.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class VendoredPackage:
     version: str
     sha256: str
     members: dict[str, str]  # path in the archive -> path on the board (under /lib)
+    extras: tuple[str, ...] = ()  # files of boardkit/compat/ that go beside it (under /lib)
 
 
 UMQTT_SIMPLE = VendoredPackage(
@@ -35,7 +39,9 @@ UMQTT_SIMPLE = VendoredPackage(
     version="1.3.4",
     sha256="b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f",
     members={"umqtt/simple.py": "umqtt/simple.py"},
+    extras=("ussl.py",),
 )
+COMPAT = Path(__file__).resolve().parent / "compat"
 
 
 class VendorError(RuntimeError):
@@ -57,8 +63,9 @@ def fetch(package: VendoredPackage = UMQTT_SIMPLE, cache: Path = CACHE) -> dict[
     """The package's files, as {path under /lib on the board: local file}; downloads once."""
     folder = cache / f"{package.project}-{package.version}"
     wanted = {board: folder / board for board in package.members.values()}
+    extras = {name: COMPAT / name for name in package.extras}
     if all(path.exists() for path in wanted.values()):
-        return wanted
+        return {**wanted, **extras}
     with urllib.request.urlopen(_archive_url(package), timeout=60) as response:
         data = response.read()
     digest = hashlib.sha256(data).hexdigest()
@@ -77,4 +84,4 @@ def fetch(package: VendoredPackage = UMQTT_SIMPLE, cache: Path = CACHE) -> dict[
     missing = [board for board, path in wanted.items() if not path.exists()]
     if missing:
         raise VendorError(f"{package.project} {package.version}: archive lacks {', '.join(missing)}")
-    return wanted
+    return {**wanted, **extras}

@@ -39,6 +39,16 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+def der_bundle(pem: str | bytes) -> bytes:
+    """The certificates of a PEM text as DER, back to back: the CA file a board loads.
+
+    MicroPython's ssl parses DER only on some ports and versions (the unix port up to 1.28 has no
+    PEM parser; ESP32 has one), and takes one DER certificate per `load_verify_locations` call:
+    `iothub.net.tls_context` splits this bundle and loads each in turn, which works everywhere."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    return b"".join(c.public_bytes(serialization.Encoding.DER) for c in x509.load_pem_x509_certificates(data))
+
+
 def lan_address() -> str | None:
     """The address this machine uses towards the LAN (no packet is sent), or None offline."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -170,6 +170,11 @@ class HubProcess:
         return self.ca_path.read_text()
 
     @property
+    def ca_der(self) -> bytes:
+        """The CA as a board loads it (DER; see ``certs.der_bundle``)."""
+        return certs.der_bundle(self.ca_pem)
+
+    @property
     def hostname(self) -> str:
         """The HostName devices put in user names and SAS ``sr`` (the listen IP)."""
         return self.host
