@@ -24,6 +24,13 @@ def tls_echo_server(test_certificates):
 
 
 @pytest.fixture
+def board_runtime() -> str:
+    """Which runtime simulated boards use: the CPython emulation, except in tests/unix, which
+    overrides this to run the same scenarios on MicroPython's real unix port."""
+    return "cpython"
+
+
+@pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
     """A fresh local hub for one test (about 1 s to start), on a loopback address of its own."""
     with HubProcess(tmp_path / "hub") as proc:

@@ -13,7 +13,7 @@ def test_deploy_copies_what_changed_and_the_board_boots_it_into_the_hub(tmp_path
     with HubProcess(tmp_path / "hub") as hub, BoardProcess(tmp_path / "board", install=False, serial=True) as board:
         provision.write_config(config, hub.create_device("deployed-1"), hub.ca_pem, "hostemu", "hostemu", 2)
         first = deploy.deploy(profile, board.serial_url, config, compiled=False)
-        assert {"main.py", "app/main.py", "lib/iothub/client.py", "lib/umqtt/simple.py", "config.json", "ca.pem"} <= set(first.changed)
+        assert {"main.py", "app/main.py", "lib/iothub/client.py", "lib/umqtt/simple.py", "config.json", "ca.der"} <= set(first.changed)
         assert first.unchanged == []
         board.expect(r"reset \(SOFT_RESET\)")
         assert board.expect_json("hub", 60, connected=True)

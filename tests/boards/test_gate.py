@@ -47,6 +47,14 @@ def test_hmac_import_fails_with_file_and_line(tmp_path):
     assert str(failures[0]) == f"{source}:3: imports 'hmac', which MicroPython does not have"
 
 
+def test_ussl_import_fails_as_on_micropython_1_23_and_later(tmp_path):
+    # The u-prefixed names are aliases of built-in modules only; ssl is a Python module now.
+    source = tmp_path / "old_tls.py"
+    source.write_text("import usocket\nimport ussl\n")
+    failures = gate.check([source])
+    assert [(f.line, f.reason) for f in failures] == [(2, "imports 'ussl', which MicroPython does not have")]
+
+
 def test_guarded_optional_imports_pass(tmp_path):
     source = tmp_path / "guarded.py"
     source.write_text(

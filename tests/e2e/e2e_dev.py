@@ -1,6 +1,6 @@
 # Device-side helpers for the end-to-end tests: copied onto the simulated board as /e2e_dev.py
-# and imported by the test's main.py. Device code: MicroPython 1.27 rules (no typing, no
-# logging); it runs on the host emulation layer with the board's socket/ssl/time modules.
+# and imported by the test's main.py. Device code: MicroPython rules (no typing, no logging); it
+# runs on the CPython emulation and on MicroPython's unix port (tests/unix).
 import json
 import os
 import time
@@ -25,7 +25,7 @@ def config():
 
 
 def read_ca():
-    with open("ca.pem", "rb") as f:
+    with open(config().get("ca_file", "ca.der"), "rb") as f:
         return f.read()
 
 
@@ -60,7 +60,9 @@ def make_client(**kw):
     cfg = config()
     kw.setdefault("log", log)
     kw.setdefault("log_level", 3)
-    return IoTHubClient(cfg["connection_string"], ca=read_ca(), port=cfg["mqtt_port"], **kw)
+    if "ca" not in kw:
+        kw["ca"] = read_ca()
+    return IoTHubClient(cfg["connection_string"], port=cfg["mqtt_port"], **kw)
 
 
 def poll_until(client, cond, timeout_ms=20000, interval_ms=20):

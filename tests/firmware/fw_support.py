@@ -21,7 +21,7 @@ FAST = {"reconnect_min_ms": 200, "reconnect_max_ms": 1500, "reconnect_jitter_ms"
 
 def provision_board(hub: HubProcess, folder: Path, device_id: str, interval: int = 10,
                     **extra: Any) -> Path:
-    """Create ``device_id`` on ``hub`` and write config.json + ca.pem into the board folder."""
+    """Create ``device_id`` on ``hub`` and write config.json + ca.der into the board folder."""
     cs = hub.create_device(device_id)
     provision.write_config(folder, cs, hub.ca_pem, "hostemu", "hostemu", interval)
     if extra:
@@ -30,6 +30,21 @@ def provision_board(hub: HubProcess, folder: Path, device_id: str, interval: int
         config.update(extra)
         config_path.write_text(json.dumps(config))
     return folder
+
+
+def app_version(folder: Path) -> str:
+    """The app version on a board folder: from app/version.py, or from app/version.mpy where the
+    board got compiled code (a firmware update brings source again)."""
+    import re
+
+    source = folder / "app" / "version.py"
+    if source.exists():
+        found = re.search(r'VERSION = "([^"]+)"', source.read_text())
+    else:
+        found = re.search(rb"(\d+\.\d+\.\d+)", (folder / "app" / "version.mpy").read_bytes())
+    assert found, f"no version in {folder / 'app'}"
+    value = found.group(1)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def bodies(hub: HubProcess, device_id: str) -> list[dict[str, Any]]:
@@ -95,10 +110,12 @@ class Board:
     runs forever costs the 10 s grace period. A board loses power without ceremony anyway.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, runtime: str = "cpython", **kwargs: Any) -> None:
         from hostemu.testing import BoardProcess
 
-        self.process = BoardProcess(*args, **kwargs)
+        # On MicroPython's unix port the board gets .mpy files, as `boardkit deploy` lays them out.
+        kwargs.setdefault("compiled", runtime == "unix")
+        self.process = BoardProcess(*args, runtime=runtime, **kwargs)
 
     def __enter__(self) -> Any:
         return self.process.start()

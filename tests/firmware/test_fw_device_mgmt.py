@@ -68,9 +68,9 @@ def test_telemetry_interval_patch_changes_the_rate_and_is_acknowledged(fw_hub, t
     assert refused["ac"] == 400 and refused["value"] == 1
 
 
-def test_reboot_answers_restarts_and_lastreboot_changes(fw_hub, tmp_path):
+def test_reboot_answers_restarts_and_lastreboot_changes(fw_hub, tmp_path, board_runtime):
     folder = provision_board(fw_hub, tmp_path / "b", "reboot", interval=30)
-    with BoardProcess(folder) as board:
+    with BoardProcess(folder, runtime=board_runtime) as board:
         board.expect_json("booted", 30, boot=1)
         board.expect_json("hub", 30, connected=True)
         before = wait_for(lambda: reported(fw_hub, "reboot").get("device"), what="first report")
@@ -87,11 +87,11 @@ def test_reboot_answers_restarts_and_lastreboot_changes(fw_hub, tmp_path):
     assert after["device"]["lastBoot"] != before["lastBoot"] or after["device"]["bootCount"] == 2
 
 
-def test_factory_reset_clears_the_config_but_keeps_identity(fw_hub, tmp_path):
+def test_factory_reset_clears_the_config_but_keeps_identity(fw_hub, tmp_path, board_runtime):
     folder = provision_board(fw_hub, tmp_path / "b", "factory", interval=1, report_interval=60,
                              queue_slots=8)
     original = json.loads((folder / "config.json").read_text())
-    with BoardProcess(folder) as board:
+    with BoardProcess(folder, runtime=board_runtime) as board:
         board.expect_json("hub", 30, connected=True)
         fw_hub.update_twin("factory", {"properties": {"desired": {"telemetryInterval": 2}}})
         board.expect_json("desired", 15)
@@ -104,14 +104,14 @@ def test_factory_reset_clears_the_config_but_keeps_identity(fw_hub, tmp_path):
     assert answer["status"] == 200
     assert config == {k: original[k] for k in ("wifi", "connection_string", "ca_file")}
     assert booted["boot"] == 1  # boot state was erased too
-    assert (folder / "ca.pem").exists()
+    assert (folder / "ca.der").exists()
 
 
-def test_upload_file_method_sends_a_file_from_flash(fw_hub, tmp_path):
+def test_upload_file_method_sends_a_file_from_flash(fw_hub, tmp_path, board_runtime):
     folder = provision_board(fw_hub, tmp_path / "b", "uploader", interval=30)
     data = bytes(range(256)) * 40
     (folder / "log.bin").write_bytes(data)
-    with BoardProcess(folder) as board:
+    with BoardProcess(folder, runtime=board_runtime) as board:
         board.expect_json("hub", 30, connected=True)
         missing = fw_hub.invoke_method("uploader", "uploadFile", {"path": "nope.bin"}, 15)
         answer = fw_hub.invoke_method("uploader", "uploadFile", {"path": "log.bin", "blobName": "logs/1.bin"}, 15)

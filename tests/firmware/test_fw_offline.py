@@ -16,10 +16,10 @@ def _first_seen(seqs: list[int]) -> list[int]:
     return seen
 
 
-def test_an_outage_of_20_s_loses_nothing_and_keeps_the_order(own_hub, tmp_path):
+def test_an_outage_of_20_s_loses_nothing_and_keeps_the_order(own_hub, tmp_path, board_runtime):
     hub = own_hub
     folder = provision_board(hub, tmp_path / "b", "outage", interval=1, **FAST)
-    with Board(folder) as board:
+    with Board(folder, runtime=board_runtime) as board:
         board.expect_json("hub", 30, connected=True)
         hub.wait_telemetry("outage", 3, 15)
         hub.stop()
@@ -39,10 +39,10 @@ def test_an_outage_of_20_s_loses_nothing_and_keeps_the_order(own_hub, tmp_path):
     assert twin["queue"]["dropped"] == 0
 
 
-def test_a_full_ring_drops_the_oldest_counts_it_and_survives_a_power_cut(own_hub, tmp_path):
+def test_a_full_ring_drops_the_oldest_counts_it_and_survives_a_power_cut(own_hub, tmp_path, board_runtime):
     hub = own_hub
     folder = provision_board(hub, tmp_path / "b", "ring", interval=1, queue_slots=5, **FAST)
-    board = Board(folder)
+    board = Board(folder, runtime=board_runtime)
     run = board.__enter__()
     try:
         run.expect_json("hub", 30, connected=True)
@@ -54,7 +54,7 @@ def test_a_full_ring_drops_the_oldest_counts_it_and_survives_a_power_cut(own_hub
         power_off(run)
     assert last["pending"] == 5
     hub.start()
-    with Board(folder) as again:
+    with Board(folder, runtime=board_runtime) as again:
         booted = again.expect_json("booted", 30)
         again.expect_json("queue_drained", 30)
         wait_for(lambda: any(b["boot"] == 2 for b in bodies(hub, "ring")), 15, "a message of the new boot")

@@ -17,13 +17,13 @@ from app.offline_queue import FlashQueue  # noqa: E402
 
 GOOD = {"wifi": {"ssid": "net", "password": "pw"},
         "connection_string": "HostName=h.example;DeviceId=d;SharedAccessKey=c2VjcmV0c2VjcmV0",
-        "ca_file": "ca.pem"}
+        "ca_file": "ca.der"}
 
 
 @pytest.fixture
 def board_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "ca.der").write_bytes(b"0\x82\x00\x00")
     return tmp_path
 
 

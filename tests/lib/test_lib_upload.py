@@ -80,7 +80,7 @@ def up(server, pki, tmp_path):
             hub_host="hub.example.net",
             device_id="dev1",
             token=TOKEN,
-            ca=ca if ca is not None else pki["ca.pem"].read_bytes(),
+            ca=ca if ca is not None else pki["ca.der"].read_bytes(),
             chunk_size=chunk_size,
             clock=clock,
             **kw,
@@ -184,8 +184,10 @@ def test_hub_refusing_the_upload_raises(up, server):
 
 
 def test_server_certificate_is_verified(up, server, pki):
-    with pytest.raises(ssl.SSLCertVerificationError):
-        up(b"abc", ca=pki["other-ca.pem"].read_bytes(), retries=0)
+    from iothub.errors import TLSError
+
+    with pytest.raises(TLSError, match="not verified"):
+        up(b"abc", ca=pki["other-ca.der"].read_bytes(), retries=0)
     assert server.state()["requests"] == []
 
 
@@ -199,7 +201,7 @@ def test_der_ca_and_connection_close_servers(up, server, pki):
 
 
 def test_memory_does_not_grow_with_file_size(up, server, pki, tmp_path):
-    ca = pki["ca.pem"].read_bytes()
+    ca = pki["ca.der"].read_bytes()
 
     def peak(size):
         path = tmp_path / ("f%d.bin" % size)
@@ -229,7 +231,7 @@ def test_iothubclient_upload_file_uses_gateway_https_port_and_device_token(serve
         server.config()
         cs = "HostName=hub.example.net;DeviceId=dev1;SharedAccessKey=%s;GatewayHostName=127.0.0.1:%d" % (
             lib_vectors.KEY, server.port)
-        client = IoTHubClient(cs, ca=pki["ca.pem"].read_bytes(), clock=FakeClock(unix=1700000000))
+        client = IoTHubClient(cs, ca=pki["ca.der"].read_bytes(), clock=FakeClock(unix=1700000000))
         path = tmp_path / "r.txt"
         path.write_bytes(b"report")
         result = client.upload_file(str(path), "r.txt", chunk_size=256)
