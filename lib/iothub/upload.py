@@ -67,7 +67,7 @@ def upload_file(
     ca=None,
     blob_ca=None,
     chunk_size=4096,
-    buffer_size=1024,
+    buffer_size=2048,
     progress=None,
     retries=3,
     min_backoff_ms=500,

@@ -8,6 +8,8 @@ SSL)`` makes the library use these; the host emulation layer provides its own eq
 import socket as _socket
 import ssl as _ssl
 
+from hostemu import tlsrules
+
 _WOULD_BLOCK = (BlockingIOError, _ssl.SSLWantReadError, _ssl.SSLWantWriteError)
 
 
@@ -20,6 +22,9 @@ class MPStream:
 
     def settimeout(self, t):
         self._s.settimeout(t)
+
+    def setsockopt(self, level, option, value):
+        self._s.setsockopt(level, option, value)
 
     def setblocking(self, flag):
         self._s.setblocking(flag)
@@ -81,10 +86,8 @@ class SSLContext:
         self._ctx.verify_mode = mode
 
     def load_verify_locations(self, cafile=None, cadata=None):
-        # MicroPython takes PEM or DER as bytes; CPython wants PEM as str.
-        if isinstance(cadata, (bytes, bytearray)) and bytes(cadata[:5]) == b"-----":
-            cadata = bytes(cadata).decode()
-        self._ctx.load_verify_locations(cadata=cadata)
+        # As MicroPython's mbedTLS: one DER certificate per call, PEM refused (hostemu.tlsrules).
+        self._ctx.load_verify_locations(cadata=tlsrules.ca_certificate(cadata))
         self.loaded += 1
 
     def wrap_socket(self, sock, server_side=False, server_hostname=None):

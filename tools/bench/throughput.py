@@ -30,7 +30,7 @@ def agent(hub: Any, device_id: str, messages: int, upload_path: Path) -> dict[st
 
     net.use(*adapters)
     try:
-        client = IoTHubClient(hub.create_device(device_id), ca=hub.ca_pem, port=hub.mqtt_port, keepalive=60,
+        client = IoTHubClient(hub.create_device(device_id), ca=hub.ca_der, port=hub.mqtt_port, keepalive=60,
                               max_inflight=1)
         client.connect()
         start = time.perf_counter()

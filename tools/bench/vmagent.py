@@ -44,7 +44,7 @@ def agent():
     # What connect() imports lazily, so that "connect" below counts data, not code.
     import iothub.mqtt, iothub.net
     yield "import mqtt"
-    with open("/ca.pem", "rb") as f:
+    with open("/ca.der", "rb") as f:
         ca = f.read()
     c = IoTHubClient(env["cs"], ca=ca, port=env["port"], keepalive=60)
     answered = []
@@ -118,7 +118,7 @@ class AgentRun:
                 "note": "live heap after gc at step boundaries; TLS buffers are in the Python parent"}
 
 
-def prepare_board(board_dir: Path, ca_pem: str, uploads: dict[str, int], compiled: bool = False) -> None:
+def prepare_board(board_dir: Path, ca_der: bytes, uploads: dict[str, int], compiled: bool = False) -> None:
     """A board folder with lib/iothub (source, or .mpy from mpy-cross with compiled=True: bytecode
     the VM loads without compiling, as `boardkit mpy` deploys it) and the files to upload."""
     board_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def prepare_board(board_dir: Path, ca_pem: str, uploads: dict[str, int], compile
             subprocess.run([MPY_CROSS, "-o", str(target / (src.stem + ".mpy")), str(src)], check=True)
         else:
             shutil.copyfile(src, target / src.name)
-    (board_dir / "ca.pem").write_text(ca_pem)
+    (board_dir / "ca.der").write_bytes(ca_der)
     for name, size in uploads.items():
         path = board_dir / name
         if not path.exists() or path.stat().st_size != size:
@@ -146,7 +146,7 @@ def run_agent(hub: Any, board_dir: Path, device_id: str, *, uploads: dict[str, i
     """Run the agent in the VM against `hub` (a localhub.testing.HubProcess); the hub invokes
     the device's `ping` method when the device says it is ready."""
     uploads = dict(uploads if uploads is not None else {"f10k.bin": 10 * 1024, "f1m.bin": 1024 * 1024})
-    prepare_board(board_dir, hub.ca_pem, uploads, compiled)
+    prepare_board(board_dir, hub.ca_der, uploads, compiled)
     cs = hub.create_device(device_id)
     method_result: list[Any] = []
     errors: list[BaseException] = []

@@ -138,6 +138,9 @@ class NetService:
             raise DeviceError("ValueError", "timeout must be None or >= 0")
         self._conn(h).timeout = None if value is None else float(value)
 
+    def op_nodelay(self, h: int, flag: int) -> None:
+        self._conn(h).sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if flag else 0)
+
     def op_close(self, h: int) -> None:
         conn = self._conns.pop(h, None)
         if conn is not None:

@@ -60,7 +60,10 @@ class socket:
         _call(_SVC, "settimeout", self._h, None if flag else 0)
 
     def setsockopt(self, level, option, value):
-        pass  # nothing the host needs to honour for the options a client sets
+        # TCP_NODELAY is the one option whose absence a client can feel (Nagle + delayed ACK);
+        # the others a client sets change nothing the host emulates.
+        if level == IPPROTO_TCP and option == TCP_NODELAY:
+            _call(_SVC, "nodelay", self._handle(), 1 if value else 0)
 
     def makefile(self, mode="rb", buffering=0):
         return self
