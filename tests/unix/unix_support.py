@@ -102,6 +102,7 @@ class MqttRelay:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.connections = 0
+        self.failures: list[str] = []  # relayed connections that could not be set up, and why
         self._device: ssl.SSLSocket | None = None
         self._lock = threading.Lock()
         self._cut: Callable[[bytes], bool] | None = None
@@ -134,7 +135,8 @@ class MqttRelay:
             device = self._server.wrap_socket(raw, server_side=True)
             upstream = self._client.wrap_socket(socket.create_connection((self.hub.host, self.hub.mqtt_port)),
                                                 server_hostname=self.hub.host)
-        except (OSError, ssl.SSLError):
+        except (OSError, ssl.SSLError) as exc:
+            self.failures.append(repr(exc))
             raw.close()
             return
         self.connections += 1

@@ -9,8 +9,9 @@ import sys
 
 from hostemu import context
 from hostemu.peripherals import BOARD_MODULES, BoardClock, ClockService, install_board_services
+from hostemu.peripherals.results import board_exit_code, show
 
-from .runtime import MicroPythonUnix, UnixError, UnixTimeout
+from .runtime import MicroPythonUnix
 
 DEFAULT_TIMEOUT = 10 * 365 * 24 * 3600.0  # a board runs until it is reset or switched off
 
@@ -47,26 +48,9 @@ def make_board(board: context.BoardContext, *, free_heap: int | None = None, tim
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = context.board_arguments("hostemu.unix.board_process")
-    args = parser.parse_args(argv)
-    board = context.board_from_arguments(args)
-
-    def show(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    runtime = make_board(board, on_output=show)
-    try:
-        result = runtime.boot()
-    except UnixTimeout:
-        return context.EXIT_RETURNED
-    except UnixError as exc:
-        print(f"hostemu: the MicroPython unix port failed: {exc}", file=sys.stderr)
-        return 2
-    if result.stop_reason is not None:  # machine.reset(), deepsleep(), the watchdog
-        return result.status
-    # main.py returned or raised: a board drops to its REPL; here the run ends.
-    return context.EXIT_RETURNED if result.status == 0 else context.EXIT_EXCEPTION
+    args = context.board_arguments("hostemu.unix.board_process").parse_args(argv)
+    runtime = make_board(context.board_from_arguments(args), on_output=show)
+    return board_exit_code(runtime.boot, "the MicroPython unix port")
 
 
 if __name__ == "__main__":

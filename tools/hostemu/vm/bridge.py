@@ -23,13 +23,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hostemu.peripherals.clock import Clock, ClockService, RealClock
 from hostemu.peripherals.host import ServiceHost
 from hostemu.peripherals.protocol import ProtocolError, VMStop, parse_frame
+from hostemu.peripherals.results import HeapReport, RuntimeFailure, RuntimeTimeout
+from hostemu.peripherals.results import RunResult as _RunResult
 
 from .netsvc import NetService
 
@@ -46,60 +48,25 @@ SYS_PATH = ["", ".frozen", "/lib"]  # sys.path of the ESP ports
 
 
 @dataclass(frozen=True)
-class HeapSample:
-    """One heap report: `alloc`/`free` are gc.mem_alloc()/gc.mem_free() at that point."""
-
-    label: str
-    alloc: int
-    free: int
-    collected: bool  # True: taken right after gc.collect(), i.e. the live heap
-
+class HeapSample(HeapReport):
     @property
     def heap_total(self) -> int:
         """Size of the heap in use; above `heap_bytes` means the VM had to grow its heap."""
         return self.alloc + self.free - SPLIT_HEAP_MAX
 
 
-@dataclass
-class RunResult:
-    status: int  # 0 ok, 1 uncaught exception, n for sys.exit(n), VMStop's status
-    traceback: str | None
-    output: str
-    heap: list[HeapSample] = field(default_factory=list)
-    stop_reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 0
-
-    def heap_at(self, label: str) -> HeapSample:
-        """The last sample with this label ("interpreter", "baseline", "after main.py", ...)."""
-        for sample in reversed(self.heap):
-            if sample.label == label:
-                return sample
-        raise KeyError(label)
-
-    @property
-    def baseline(self) -> HeapSample:
-        """Live heap with the bridge modules imported, before any device code ran."""
-        return self.heap_at("baseline")
-
-    def above_baseline(self, label: str) -> int:
-        return self.heap_at(label).alloc - self.baseline.alloc
-
+class RunResult(_RunResult[HeapSample]):
     @property
     def peak_heap_total(self) -> int:
         return max((s.heap_total for s in self.heap), default=0)
 
 
-class VMError(Exception):
+class VMError(RuntimeFailure):
     """The VM itself failed (Node missing, runner crashed, protocol broken): not device code."""
 
 
-class VMTimeout(VMError):
-    def __init__(self, message: str, output: str) -> None:
-        super().__init__(message)
-        self.output = output
+class VMTimeout(VMError, RuntimeTimeout):
+    pass
 
 
 class MicroPythonVM:
