@@ -15,3 +15,26 @@ from test_fw_update import (  # noqa: F401
     test_a_wrong_hash_or_a_broken_download_ends_in_error_on_the_old_version)
 
 pytestmark = pytest.mark.unix  # MicroPython's unix port: the real socket, select and ssl
+
+
+def test_boots_reports_its_facts_and_sends_numbered_telemetry(fw_hub, tmp_path):
+    """The app from power-on on the unix port with the ESP32 profile's heap: Wi-Fi, NTP (the RTC
+    starts in 2000), the hub, numbered telemetry, the device facts in the twin."""
+    import json
+
+    from fw_support import Board, provision_board, reported, wait_for
+
+    folder = provision_board(fw_hub, tmp_path / "b", "unix-facts", interval=1)
+    with Board(folder, "esp32", runtime="unix") as board:
+        booted = board.expect_json("booted", 30)
+        board.expect_json("hub", 30, connected=True)
+        messages = fw_hub.wait_telemetry("unix-facts", 3, 15)
+        twin = wait_for(lambda: "device" in reported(fw_hub, "unix-facts") and reported(fw_hub, "unix-facts"),
+                        what="device facts reported")
+    first = [json.loads(m["body"]) for m in messages[:3]]
+    assert booted["boot"] == 1 and booted["resetCause"] == "PWRON_RESET"
+    assert [m["seq"] for m in first] == [1, 2, 3] and all(m["boot"] == 1 for m in first)
+    assert twin["app"]["board"] == "esp32" and twin["connectivity"]["connected"] is True
+    # The free heap the app reports is MicroPython's own: the profile's, scaled to 64 bits, less
+    # what the app holds.
+    assert 0 < twin["device"]["freeHeap"] < 1.5 * 110000
