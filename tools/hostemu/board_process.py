@@ -8,10 +8,13 @@ import builtins
 import os
 import signal
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 
 from hostemu import console, context, importer
+from hostemu.peripherals.protocol import VMStop
 
 
 def _run_script(path: Path, trace_heap: bool) -> int | None:
@@ -31,6 +34,32 @@ def _run_script(path: Path, trace_heap: bool) -> int | None:
     return None
 
 
+def attach_services(board: context.BoardContext) -> None:
+    """The host services the device-side modules call (through hostemu.inproc): the same ones the
+    VM's bridge answers, over the same board model."""
+    from hostemu import inproc
+    from hostemu.mp import network
+    from hostemu.peripherals import BoardClock, ClockService, ServiceHost, install_board_services
+    from hostemu.peripherals.netsvc import NetService
+
+    host = ServiceHost()
+    host.register_service("socket", NetService(link_up=network.is_link_up))
+    host.register_service("clock", ClockService(BoardClock(board), lambda: False))
+    machine = install_board_services(host, board)
+    inproc.attach(host)
+
+    def watch() -> None:
+        # The watchdog runs out even while device code makes no call (a loop that hangs).
+        while True:
+            time.sleep(0.05)
+            try:
+                machine.check_watchdog()
+            except VMStop as stop:
+                inproc.end(stop.status)
+
+    threading.Thread(target=watch, name="watchdog", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = context.board_arguments("hostemu.board_process")
     parser.add_argument("--no-heap-trace", action="store_true")
@@ -44,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(fs_root)
     sys.path[0:0] = [str(fs_root), str(fs_root / "lib")]
     device_importer = importer.install(fs_root)
+    attach_services(board)
     # The emulation layer's own modules are the board's ROM: load them before the heap is
     # measured (from the first script on), so gc.mem_alloc() counts what device code allocates.
     for name in importer.SHIMMED:

@@ -1,6 +1,7 @@
 """What MicroPython's `ssl` (the mbedTLS ports) accepts and how it fails: the one statement of
-these rules that both emulations (the CPython runtime's `hostemu.mp.ssl`, the WebAssembly VM's
-`hostemu.vm.netsvc`) follow, checked against the real unix port in tests/unix.
+these rules that the emulated network (`hostemu.peripherals.netsvc` behind the device-side `ssl`
+of the CPython runtime and the WebAssembly VM) follows, checked against the real unix port in
+tests/unix.
 
 From `extmod/modtls_mbedtls.c` and micropython-lib's `ssl.py` (1.24 to 1.28, and the 1.29
 preview on PyPI), and seen on the unix port:

@@ -105,7 +105,7 @@ Clock = RealClock | ManualClock
 
 
 class ClockService:
-    """The "clock" bridge service that mpy_modules/time.py calls."""
+    """The "clock" bridge service that netmodules/time.py calls."""
 
     def __init__(self, clock: Clock, cancelled: Callable[[], bool]) -> None:
         self.clock = clock

@@ -40,36 +40,43 @@ class ServiceHost:
         with self._lock:
             return self._probes.pop(0) if self._probes else None
 
+    def call(self, service: str, op: str, args: list[Any], *, data: bytes | None = None,
+             size: int | None = None, hooks: bool = True) -> Reply:
+        """Run one call; raises DeviceError (to raise in device code) or VMStop (the run ends)."""
+        if hooks:
+            for hook in self.call_hooks:
+                hook()
+        method = getattr(self.services.get(service), "op_" + op, None)
+        if method is None:
+            raise DeviceError("NotImplementedError", f"hostemu: no {service}.{op} on the host")
+        kwargs: dict[str, Any] = {}
+        if data is not None:
+            kwargs["data"] = data
+        if size is not None:
+            kwargs["size"] = size
+        try:
+            result = method(*args, **kwargs)
+        except (DeviceError, VMStop):
+            raise
+        except Exception as exc:  # a host bug or bad arguments from device code: never fatal
+            log.exception("hostemu: %s.%s%r failed", service, op, tuple(args))
+            raise DeviceError("RuntimeError", f"hostemu: {service}.{op} failed: {exc}") from None
+        if not isinstance(result, Reply):
+            result = Reply(result)
+        if size is not None and len(result.data) > size:
+            raise DeviceError("RuntimeError", f"hostemu: {service}.{op} returned too much")
+        return result
+
     def dispatch(self, frame: dict[str, Any]) -> bytes:
         """The encoded reply to one call frame. Raises VMStop when the run must end now."""
         call = call_from_frame(frame)
         for hook in self.call_hooks:
             hook()
-        probe = self._take_probe()
-        method = getattr(self.services.get(call.service), "op_" + call.op, None)
-        if method is None:
-            error = DeviceError("NotImplementedError", f"hostemu: no {call.service}.{call.op} on the host")
-            return encode_reply(error=error, probe=probe)
-        kwargs: dict[str, Any] = {}
-        if call.data is not None:
-            kwargs["data"] = call.data
-        if call.size is not None:
-            kwargs["size"] = call.size
+        probe = self._take_probe()  # asked before this call: the device probes when it returns
         try:
-            result = method(*call.args, **kwargs)
+            result = self.call(call.service, call.op, call.args, data=call.data, size=call.size, hooks=False)
         except DeviceError as exc:
             return encode_reply(error=exc, probe=probe)
-        except VMStop:
-            raise
-        except Exception as exc:  # a host bug or bad arguments from device code: never fatal
-            log.exception("hostemu: %s.%s%r failed", call.service, call.op, tuple(call.args))
-            error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} failed: {exc}")
-            return encode_reply(error=error, probe=probe)
-        if not isinstance(result, Reply):
-            result = Reply(result)
-        if call.size is not None and len(result.data) > call.size:
-            error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} returned too much")
-            return encode_reply(error=error, probe=probe)
         try:
             return encode_reply(result.result, data=result.data, probe=probe)
         except (TypeError, ValueError) as exc:  # a result JSON cannot carry: a host bug

@@ -1,17 +1,16 @@
-"""The simulated board's peripherals as bridge services, for device code running in a real
-MicroPython (the WebAssembly VM or the unix port).
+"""The simulated board's peripherals as services, for the device-side modules every runtime runs.
 
-The device-side modules in `modules/` (machine, network, ntptime, esp, esp32) call these. They
-forward to the very objects the CPython runtime's `hostemu.mp` modules are made of, over the same
-`BoardContext` (reset cause, RTC, unique id, Wi-Fi state and `.hostemu/wifi_down`, pins, OTA
-partitions, NVS): the two runtimes cannot drift apart because there is one implementation.
-What differs is only how a reset ends the run: the CPython runtime exits its process, a VM or
-unix-port run ends with `VMStop(EXIT_*)` and its board process exits with that code, so the same
-supervisor restarts any of them with the same reset cause.
+The modules in `modules/` (machine, network, ntptime, esp, esp32) call these: over the bridge of
+the WebAssembly VM or the unix port, or in process on the CPython runtime (`hostemu.inproc`).
+They forward to the board model (`hostemu.mp`) over the same `BoardContext` (reset cause, RTC,
+unique id, Wi-Fi state and `.hostemu/wifi_down`, pins, OTA partitions, NVS): the runtimes
+cannot drift apart because there is one implementation. A reset ends the run with
+`VMStop(EXIT_*)`: the board process (or, on CPython, the process itself) exits with that code,
+so the same supervisor restarts any of them with the same reset cause.
 
     board = BoardContext(...); context.install(board)
     vm = MicroPythonVM(board.fs_root, clock=BoardClock(board), link_up=network.is_link_up, ...)
-    install_board_services(vm, board)      # vm: anything with register_service() and call_hooks
+    install_board_services(vm, board)      # anything with register_service() and call_hooks
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from hostemu.peripherals import (BOARD_MODULES, EPOCH_2000_UNIX, BoardClock, Clo
                                  ManualClock, RealClock, Reply, VMStop, install_board_services, os_error)
 
 from .bridge import HeapSample, MicroPythonVM, RunResult, VMError, VMTimeout
-from .netsvc import NetService
+from hostemu.peripherals.netsvc import NetService
 
 __all__ = [
     "BOARD_MODULES", "BoardClock", "install_board_services", "EPOCH_2000_UNIX", "ClockService", "DeviceError",

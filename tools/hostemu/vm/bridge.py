@@ -33,13 +33,14 @@ from hostemu.peripherals.protocol import ProtocolError, VMStop, parse_frame
 from hostemu.peripherals.results import HeapReport, RuntimeFailure, RuntimeTimeout
 from hostemu.peripherals.results import RunResult as _RunResult
 
-from .netsvc import NetService
+from hostemu.peripherals.netsvc import NetService
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "runner.mjs"
-MPY_MODULES = HERE / "mpy_modules"
+MPY_MODULES = HERE / "mpy_modules"  # the VM's own: its bridge (_hostemu) and heap reports
+NET_MODULES = HERE.parent / "peripherals" / "netmodules"  # socket, ssl, select, time over NetService
 DEFAULT_MICROPYTHON = (HERE.parent.parent / "node" / "node_modules" / "@micropython"
                        / "micropython-webassembly-pyscript" / "micropython.mjs")
 # gc.mem_free() of this port includes the largest heap block it may still add (split heap).
@@ -81,7 +82,7 @@ class MicroPythonVM:
     on_output: called with each piece of printed output as it arrives.
     link_up: asked before socket connect/read/write; False fails them with ECONNABORTED.
     module_dirs: more folders of VM-side modules (e.g. machine.py), imported before the baseline;
-        a module there replaces one of the same name in mpy_modules/.
+        a module there replaces one of the same name in mpy_modules/ or peripherals/netmodules/.
     timeout: default wall-clock limit of a run, in seconds.
     """
 
@@ -103,7 +104,7 @@ class MicroPythonVM:
         self.env = dict(env or {})
         self.on_output = on_output
         self.on_heap = on_heap
-        self.module_dirs = [MPY_MODULES, *(Path(d).resolve() for d in module_dirs)]
+        self.module_dirs = [MPY_MODULES, NET_MODULES, *(Path(d).resolve() for d in module_dirs)]
         self.node = shutil.which(node) or node
         self.timeout = timeout
         self.micropython_mjs = Path(micropython_mjs) if micropython_mjs else DEFAULT_MICROPYTHON

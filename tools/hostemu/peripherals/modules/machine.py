@@ -1,6 +1,7 @@
-# MicroPython's `machine` for a board simulated in the hostemu VM. Everything is answered by the
-# parent's "machine" service over the same board state as the CPython runtime (hostemu.mp.machine):
-# reset() ends the VM run and the supervisor starts the next one with reset_cause() SOFT_RESET.
+# MicroPython's `machine` for a simulated board, on every runtime (CPython, the WebAssembly VM, the
+# unix port). Everything is answered by the host's "machine" service over the board model
+# (hostemu.mp.machine): reset() ends the run and the supervisor starts the next one with
+# reset_cause() SOFT_RESET.
 
 from micropython import const
 import _hostemu
@@ -152,3 +153,27 @@ class Pin:
 
     def __repr__(self):
         return "Pin(%d)" % self._id
+
+
+class ADC:
+    # An analog input with nothing wired to it reads mid-scale noise.
+    ATTN_0DB = const(0)
+    ATTN_11DB = const(3)
+    WIDTH_12BIT = const(3)
+
+    def __init__(self, pin, atten=None):
+        self._pin = pin
+
+    def read_u16(self):
+        import os
+
+        return 32768 + os.urandom(1)[0] - 128
+
+    def read(self):
+        return self.read_u16() >> 4
+
+    def read_uv(self):
+        return self.read_u16() * 3300000 // 65535
+
+    def atten(self, value):
+        pass

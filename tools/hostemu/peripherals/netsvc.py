@@ -66,7 +66,7 @@ class _PollSet:
 
 
 class NetService:
-    """Host side of mpy_modules/socket.py, ssl.py and select.py.
+    """Host side of netmodules/socket.py, ssl.py and select.py (the VM's and the CPython runtime's).
 
     `hosts` maps names the device resolves to IP addresses (e.g. a hub's real-looking host name to
     127.0.0.2); other names go to the host's resolver. `cancelled` tells blocking waits to give up.
@@ -110,9 +110,11 @@ class NetService:
         if host in self.hosts:
             return self.hosts[host]
         try:
-            return str(ipaddress.IPv4Address(host))
+            return str(ipaddress.IPv4Address(host))  # lwIP parses a literal without asking anyone
         except ValueError:
             pass
+        if self._link_up is not None and not self._link_up():
+            raise os_error(EAI_FAIL)  # no link, no DNS server
         try:
             infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
         except OSError:
