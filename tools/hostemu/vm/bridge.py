@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "runner.mjs"
 MPY_MODULES = HERE / "mpy_modules"  # the VM's own: its bridge (_hostemu) and heap reports
 NET_MODULES = HERE.parent / "peripherals" / "netmodules"  # socket, ssl, select, time over NetService
+BRIDGE_COMMON = HERE.parent / "peripherals" / "bridge"  # what the VM's and the unix port's _hostemu share
 DEFAULT_MICROPYTHON = (HERE.parent.parent / "node" / "node_modules" / "@micropython"
                        / "micropython-webassembly-pyscript" / "micropython.mjs")
 # gc.mem_free() of this port includes the largest heap block it may still add (split heap).
@@ -104,7 +105,7 @@ class MicroPythonVM:
         self.env = dict(env or {})
         self.on_output = on_output
         self.on_heap = on_heap
-        self.module_dirs = [MPY_MODULES, NET_MODULES, *(Path(d).resolve() for d in module_dirs)]
+        self.module_dirs = [BRIDGE_COMMON, MPY_MODULES, NET_MODULES, *(Path(d).resolve() for d in module_dirs)]
         self.node = shutil.which(node) or node
         self.timeout = timeout
         self.micropython_mjs = Path(micropython_mjs) if micropython_mjs else DEFAULT_MICROPYTHON

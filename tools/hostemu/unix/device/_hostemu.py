@@ -16,21 +16,12 @@ import struct
 import uctypes
 from binascii import a2b_base64, b2a_base64
 
+import _hostemu_common as _common
+
 addressof = uctypes.addressof
 
 # Values the parent passed for this run (MicroPythonUnix(env=...)).
 ENV = {}
-
-_EXCEPTIONS = {
-    "OSError": OSError,
-    "ValueError": ValueError,
-    "TypeError": TypeError,
-    "RuntimeError": RuntimeError,
-    "NotImplementedError": NotImplementedError,
-    "MemoryError": MemoryError,
-    "KeyError": KeyError,
-    "IndexError": IndexError,
-}
 
 _link = [None]
 
@@ -58,7 +49,7 @@ def _exchange(frame):
         probe(label)
     err = reply.get("e")
     if err is not None:
-        raise _EXCEPTIONS.get(err[0], RuntimeError)(*err[1])
+        raise _common.exception(err[0], err[1])
     return reply
 
 

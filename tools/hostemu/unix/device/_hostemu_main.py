@@ -8,6 +8,7 @@ import json
 import sys
 
 import _hostemu
+import _hostemu_common
 
 _hostemu.connect(sys.argv[1])
 _run = json.loads(_hostemu.call("run", "config"))
@@ -29,16 +30,6 @@ for _entry in _run["sys_path"]:
     sys.path.append(_entry)
 
 
-def _status(exc):
-    code = exc.value if hasattr(exc, "value") else (exc.args[0] if exc.args else None)
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code)
-    return 1
-
-
 def _main(items):
     import io
 
@@ -51,7 +42,7 @@ def _main(items):
                 scope["__file__"] = item["path"]
                 execfile(item["path"], scope)
         except SystemExit as exc:
-            return _status(exc), None
+            return _hostemu_common.exit_status(exc), None
         except BaseException as exc:  # the board prints the traceback on its console
             buf = io.StringIO()
             sys.print_exception(exc, buf)

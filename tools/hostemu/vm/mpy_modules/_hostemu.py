@@ -16,23 +16,14 @@ import sys
 import _vmjs
 import uctypes
 
+import _hostemu_common as _common
+
 _call = _vmjs.call
 _call_out = _vmjs.call_out
 _call_in = _vmjs.call_in
 _status = _vmjs.status
 addressof = uctypes.addressof
 
-# Exceptions a host service may raise on the device side, by name.
-_EXCEPTIONS = {
-    "OSError": OSError,
-    "ValueError": ValueError,
-    "TypeError": TypeError,
-    "RuntimeError": RuntimeError,
-    "NotImplementedError": NotImplementedError,
-    "MemoryError": MemoryError,
-    "KeyError": KeyError,
-    "IndexError": IndexError,
-}
 
 # Values the parent passed for this run (MicroPythonVM(env=...)).
 ENV = {}
@@ -49,7 +40,7 @@ def _after_call():
         import json
 
         args = json.loads(_vmjs.err_args())
-        raise _EXCEPTIONS.get(name, RuntimeError)(*args)
+        raise _common.exception(name, args)
 
 
 def call(service, op, a=None, b=None, c=None, d=None):
@@ -91,16 +82,6 @@ def probe(label):
 def sample(label):
     """Report the heap as it is (garbage included), for peak tracking: no collection."""
     _vmjs.heap(label, gc.mem_alloc(), gc.mem_free(), 0)
-
-
-def _exit_status(exc):
-    code = exc.value if hasattr(exc, "value") else (exc.args[0] if exc.args else None)
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code)
-    return 1
 
 
 def _traceback(exc):
@@ -165,7 +146,7 @@ def setup():
 
 def _fail(exc):
     if isinstance(exc, SystemExit):
-        _run["status"] = _exit_status(exc)
+        _run["status"] = _common.exit_status(exc)
     else:  # the board prints the traceback on its console, and so do we
         _run["tb"] = _traceback(exc)
         print(_run["tb"], end="")
