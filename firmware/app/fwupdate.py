@@ -68,8 +68,14 @@ def _split_url(url):
     return host, port, rest[slash:]
 
 
+_PIECE = 2048
+
+
 def download(url, ca, chunk, feed=None, timeout=30):
     """GET ``url`` into PACKAGE through one ``chunk``-byte buffer; returns (size, sha256 hex)."""
+    import gc
+
+    gc.collect()  # before the imports and the buffer: both need the heap in one piece (see upload_file)
     from iothub.http import HTTPConnection
     from iothub.net import tls_context
 
@@ -179,6 +185,11 @@ def run(payload, ca, chunk, report, feed=None):
     nothing changed."""
     from app.version import VERSION
 
+    # The download and unpack buffer: at most 2 KB whatever the profile's chunk. Its speed does
+    # not depend on it, and a bigger block may not exist in one piece on a fragmented heap (8 KB
+    # failed with 60 KB free on the unix port at an ESP32's heap).
+    if chunk > _PIECE:
+        chunk = _PIECE
     pending = ""
     try:
         url, digest, pending = parse_request(payload)

@@ -94,10 +94,15 @@ def throughput(hub: Any, work: Path) -> dict[str, Any]:
     return result
 
 
-def unix_port(hub: Any, work: Path, sdk_upload_mb_per_s: float) -> dict[str, Any]:
+def unix_port(hub: Any, work: Path, sdk_upload_mb_per_s: float, vm_phases: dict[str, int]) -> dict[str, Any]:
     from bench.unixagent import measure
+    from hostemu.unix.board_process import WORD_SCALE
 
     result = measure(hub, work)
+    ratios = {phase: round(heap / vm_phases[phase], 3)
+              for phase, heap in result["agent_phases_live_above_baseline"].items() if vm_phases.get(phase)}
+    result["ratio_64bit_over_vm_32bit"] = ratios
+    result["unix_tier_word_scale"] = WORD_SCALE
     sdk_seconds = result["sdk_upload_1mb_seconds"] = 1.048576 / sdk_upload_mb_per_s
     agent, bare = result["agent_phases_live_above_baseline"], result["umqtt_phases_live_above_baseline"]
     print("\nOn MicroPython's unix port (64-bit, mbedTLS, .mpy): live heap above the baseline after gc")
@@ -109,6 +114,8 @@ def unix_port(hub: Any, work: Path, sdk_upload_mb_per_s: float) -> dict[str, Any
     print(f"  smallest -X heapsize: agent (connect, telemetry, twin, method, 10 KB upload) "
           f"{result['smallest_heapsize_agent']}, umqtt.simple {result['smallest_heapsize_umqtt']} "
           f"({result['ratio_smallest_heapsize']:.1f}x)")
+    print(f"  64-bit over 32-bit (the VM, .mpy), phase by phase: {min(ratios.values()):.2f}-"
+          f"{max(ratios.values()):.2f}x; the unix tier scales a profile's heap by {WORD_SCALE}")
     timed = result["upload_1mb_seconds"]
     print(f"  1 MB upload in 4 KB blocks: agent on mbedTLS {timed['tcp_nodelay']:.2f} s "
           f"(with Nagle, as before the fix: {timed['nagle']:.2f} s); official SDK on CPython {sdk_seconds:.2f} s")
@@ -148,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         with HubProcess(work / "hub") as hub:
             results["vm_heap"] = vm_heap(hub, work)
             results["throughput"] = throughput(hub, work)
-            results["unix_port"] = unix_port(hub, work, results["throughput"]["sdk"]["upload_mb_per_s"])
+            results["unix_port"] = unix_port(hub, work, results["throughput"]["sdk"]["upload_mb_per_s"],
+                                             results["vm_heap"]["mpy"]["phases_live_above_baseline"])
             if not args.quick:
                 results["hub_scale"] = hub_scale(hub, args.devices)
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -8,8 +8,8 @@ SAS token made on the host, one QoS 1 publish): the floor an agent is compared w
 - 1 MB upload time of the agent over mbedTLS with TCP_NODELAY (as shipped) and with Nagle (as
   before the fix), in 4 KB blocks; the SDK's time on CPython comes from bench.throughput.
 
-These are 64-bit figures: a 32-bit board holds about two thirds of them (see
-hostemu.unix.board_process.WORD_SCALE; the VM figures are 32-bit).
+These are 64-bit figures: a 32-bit board holds 1/1.3 to 1/1.5 of them (the ratios to the VM's
+32-bit figures are printed; see hostemu.unix.board_process.WORD_SCALE).
 """
 
 from __future__ import annotations
