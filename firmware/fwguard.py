@@ -9,6 +9,10 @@ in ``fwstate.json``. At every boot ``prepare()``:
 - counts boots of a pending version; after ``MAX_TRIES`` boots without the app confirming
   (``confirm()``, once it has reported ``current`` to the hub) the old app comes back and the state
   says ``rolledback``. An app that does not even import is rolled back at once (``rollback()``).
+
+On a board deployed in place (``boardkit deploy`` to a ROMFS partition) the app is ``/rom/app``
+and there is no ``app`` on flash: an update's ``app`` on flash comes first on ``sys.path`` and
+shadows it, and rolling back removes it, so the ROM copy runs again.
 """
 
 import json
@@ -59,7 +63,8 @@ def switch(version, previous):
     """Make ``app.new`` the app, keeping the running one as ``app.old`` until confirmed."""
     rmtree("app.old")
     save({"pending": version, "previous": previous, "tries": 0})
-    os.rename("app", "app.old")
+    if exists("app"):
+        os.rename("app", "app.old")
     os.rename("app.new", "app")
 
 
@@ -71,6 +76,8 @@ def rollback(reason):
             os.rename("app", "app.bad")
         os.rename("app.old", "app")
         rmtree("app.bad")
+    elif exists("/rom/app"):
+        rmtree("app")
     save({"rolledback": state.get("pending"), "previous": state.get("previous"), "reason": reason})
     print('{"event": "fw_rollback", "reason": "%s"}' % reason.replace('"', "'"))
 
@@ -83,12 +90,14 @@ def confirm():
 
 def prepare():
     """Run at boot before importing the app; returns the state (see the module docstring)."""
+    state = load()
     if not exists("app"):
-        if exists("app.new"):
+        # A switch cut short by a reset. On a board deployed in place, no app on flash is the
+        # normal case, and app.new is only promoted once switch() has recorded it as pending.
+        if exists("app.new") and state.get("pending"):
             os.rename("app.new", "app")
         elif exists("app.old"):
             os.rename("app.old", "app")
-    state = load()
     if state.get("pending"):
         state["tries"] = state.get("tries", 0) + 1
         save(state)

@@ -97,7 +97,11 @@ def flash_cmd(board: str, port: str, firmware: Path, check_only: bool) -> None:
               help="Folder from `boardkit provision` (config.json, ca.pem).")
 @click.option("--source", is_flag=True, help="Copy .py sources instead of .mpy (the CPython host emulation runs only sources).")
 @click.option("--no-reset", is_flag=True)
-def deploy_cmd(board: str, port: str, config_dir: Path | None, source: bool, no_reset: bool) -> None:
+@click.option("--in-place/--files", "in_place", default=None,
+              help="Code in the board's ROMFS partition, run from flash (default when the profile has "
+                   "romfs_bytes), or as files on its filesystem.")
+def deploy_cmd(board: str, port: str, config_dir: Path | None, source: bool, no_reset: bool,
+               in_place: bool | None) -> None:
     """Compile and copy the library and the app to a board; only what changed is copied."""
     profile = _profile(board)
     if not port:
@@ -110,13 +114,19 @@ def deploy_cmd(board: str, port: str, config_dir: Path | None, source: bool, no_
 
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                files = deployer.build(profile, Path(tmp), config_dir, compiled=not source)
-                plan = deployer.plan(port, files)
+                files, image = deployer.prepare(profile, Path(tmp), config_dir, compiled=not source, in_place=in_place)
+                plan = deployer.plan(port, files, image)
+                if plan.write_image and image is not None:
+                    progress.update(task, description=f"writing the {image.size}-byte ROMFS image")
                 progress.update(task, total=len(plan.changed), completed=0, description="copying")
                 deployer.apply(port, plan, reset=not no_reset, on_copied=copied)
         except (deployer.DeployError, VendorError) as exc:
             raise click.ClickException(str(exc)) from None
-    console.print(f"{len(plan.changed)} copied, {len(plan.unchanged)} unchanged, {len(plan.stale)} stale removed"
+    rom = ""
+    if plan.image is not None:
+        rom = (f"ROMFS image of {len(plan.image.members)} modules ({plan.image.size} bytes) "
+               + ("written; " if plan.write_image else "unchanged; "))
+    console.print(rom + f"{len(plan.changed)} copied, {len(plan.unchanged)} unchanged, {len(plan.stale)} stale removed"
                   + ("" if no_reset else "; board reset"))
 
 

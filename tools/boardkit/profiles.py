@@ -108,6 +108,13 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "status_led": dict,
     "features": list,
 }
+# Fields a profile may leave out, with the value that means "not there".
+OPTIONAL_FIELDS: dict[str, tuple[type, Any]] = {
+    # The ROMFS partition of the board's MicroPython firmware (1.25+): bytecode deployed there runs
+    # in place from flash. 0: the firmware has none, code is deployed as files.
+    "romfs_bytes": (int, 0),
+}
+ROMFS_SECTOR = 4096
 
 
 class ProfileError(ValueError):
@@ -138,6 +145,7 @@ class BoardProfile:
     status_led_active_low: bool
     features: frozenset[str]
     source: str
+    romfs_bytes: int = 0
 
     @property
     def rules(self) -> ChipRules:
@@ -184,7 +192,10 @@ def validate(data: Any, source: str) -> BoardProfile:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise ProfileError(source, field, f"must be {expected}, not {type(value).__name__}")
-    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - {"notes"})
+    for field, (kind, _default) in OPTIONAL_FIELDS.items():
+        if field in data and (not isinstance(data[field], kind) or isinstance(data[field], bool)):
+            raise ProfileError(source, field, f"must be {kind.__name__}, not {type(data[field]).__name__}")
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS) - {"notes"})
     if unknown:
         raise ProfileError(source, unknown[0], "unknown field")
 
@@ -239,6 +250,11 @@ def validate(data: Any, source: str) -> BoardProfile:
             raise ProfileError(source, "features", f"unknown feature {feature!r}; known: {', '.join(sorted(KNOWN_FEATURES))}")
         if feature not in rules.features:
             raise ProfileError(source, "features", f"{feature!r} cannot be carried by {chip}")
+    romfs_bytes = data.get("romfs_bytes", 0)
+    if romfs_bytes < 0 or romfs_bytes % ROMFS_SECTOR:
+        raise ProfileError(source, "romfs_bytes", f"{romfs_bytes} must be whole {ROMFS_SECTOR}-byte flash sectors")
+    if romfs_bytes >= FLASH_SIZES[data["flash_size"]] // 2:
+        raise ProfileError(source, "romfs_bytes", f"{romfs_bytes} leaves no room for the firmware in {data['flash_size']}")
     if "ota" in features and FLASH_SIZES[data["flash_size"]] < MIN_FLASH_FOR_OTA:
         raise ProfileError(source, "features", f"'ota' needs at least 4MB of flash for two app partitions, not {data['flash_size']}")
 
@@ -259,6 +275,7 @@ def validate(data: Any, source: str) -> BoardProfile:
         status_led_active_low=active_low,
         features=frozenset(features),
         source=source,
+        romfs_bytes=romfs_bytes,
     )
 
 

@@ -33,7 +33,7 @@ DEVICE_MODULE_DIRS = (_PERIPHERALS / "modules", _PERIPHERALS / "netmodules")
 BRIDGED = {name: DEVICE_MODULE_DIRS[0] / f"{name}.py" for name in ("machine", "network", "esp", "esp32", "ntptime")}
 BRIDGED.update({name: DEVICE_MODULE_DIRS[1] / f"{name}.py" for name in ("socket", "ssl", "select", "time")})
 # What the interpreter itself gives device code on this runtime (hostemu.mp).
-INTERPRETER = ("micropython", "gc", "os", "sys")
+INTERPRETER = ("micropython", "gc", "os", "sys", "vfs")
 SHIMMED = (*BRIDGED, *INTERPRETER)
 # What the shared modules import of the runtime under them: the bridge, and the interpreter's own
 # time and select (device code gets the board's under those names).

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from hostemu import context
+from hostemu.mp import romfs
 from hostemu.peripherals import BOARD_MODULES, BoardClock, ClockService, install_board_services
 from hostemu.peripherals.results import board_exit_code, show
 
@@ -39,8 +40,10 @@ def make_board(board: context.BoardContext, *, free_heap: int | None = None, tim
     scaled to 64 bits) on top of what the interpreter and the board modules hold, which a board
     keeps in ROM."""
     context.install(board)
+    # The firmware mounts its ROMFS partition at boot when it holds an image (`boardkit deploy`).
+    image = romfs.path(board) if romfs.image(board) is not None else None
     runtime = MicroPythonUnix(board.fs_root, heap_bytes=_PROBE_HEAP, module_dirs=[BOARD_MODULES],
-                              timeout=timeout, **kwargs)  # type: ignore[arg-type]
+                              timeout=timeout, romfs=image, **kwargs)  # type: ignore[arg-type]
     install_board_services(runtime, board)
     # machine.RTC().datetime(...) sets the board's RTC record; the unix port's time stays the host's.
     runtime.register_service("clock", ClockService(BoardClock(board), lambda: False))

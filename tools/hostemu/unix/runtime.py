@@ -46,6 +46,7 @@ DEVICE_MODULES = HERE / "device"
 DRIVER = DEVICE_MODULES / "_hostemu_main.py"
 BRIDGE_COMMON = HERE.parent / "peripherals" / "bridge"  # what the VM's and this port's _hostemu share
 SYS_PATH = ["", ".frozen", "/lib"]  # sys.path of the ESP ports
+SYS_PATH_ROMFS = ["", ".frozen", "/rom", "/rom/lib", "/lib"]  # ... when the firmware mounted a ROMFS
 _SLICE = 0.05  # seconds between watchdog and stop checks
 
 
@@ -60,6 +61,13 @@ def micropython_binary() -> Path:
 
 
 UnixRunResult = RunResult[HeapReport]
+
+
+def romfs_image_length(path: Path) -> int:
+    """Bytes of the ROMFS image at the start of a file (0 if it holds none)."""
+    from hostemu.mp.romfs import image_length
+
+    return image_length(path.read_bytes())
 
 
 class UnixError(RuntimeFailure):
@@ -89,6 +97,8 @@ class MicroPythonUnix:
     on_output / on_heap: called with printed text / each HeapReport as they arrive.
     module_dirs: device-side modules imported before the baseline, e.g. the board's peripherals
         (`hostemu.peripherals.BOARD_MODULES`); a later folder's module replaces an earlier one's.
+    romfs: a file holding a ROMFS image (`mpremote romfs build`, or a board's partition), mounted
+        at /rom with the port's `vfs.VfsRom`, so its .mpy run in place; None: no ROMFS.
     timeout: default wall-clock limit of a run, in seconds.
     """
 
@@ -97,7 +107,8 @@ class MicroPythonUnix:
                  on_output: Callable[[str], None] | None = None,
                  on_heap: Callable[[HeapReport], None] | None = None,
                  module_dirs: Iterable[str | os.PathLike[str]] = (),
-                 timeout: float = 60.0, micropython: str | os.PathLike[str] | None = None) -> None:
+                 timeout: float = 60.0, micropython: str | os.PathLike[str] | None = None,
+                 romfs: str | os.PathLike[str] | None = None) -> None:
         if heap_bytes < 8192:
             raise ValueError("heap_bytes must be at least 8192")
         self.board_fs = Path(board_fs).resolve()
@@ -109,6 +120,7 @@ class MicroPythonUnix:
         self.module_dirs = [Path(d).resolve() for d in module_dirs]
         self.timeout = timeout
         self.micropython = Path(micropython) if micropython else None
+        self.romfs = Path(romfs).resolve() if romfs else None
         self.host = ServiceHost()
         self.call_hooks = self.host.call_hooks  # run before every call and every 50 ms; may raise VMStop
         self._stop = False
@@ -142,7 +154,12 @@ class MicroPythonUnix:
         self._stop = False
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         config = {"env": self.env, "preimport": self._module_names(), "board_fs": str(self.board_fs),
-                  "sys_path": SYS_PATH, "scripts": items}
+                  "sys_path": SYS_PATH, "scripts": items, "romfs": None}
+        if self.romfs is not None:
+            length = romfs_image_length(self.romfs)
+            if not length:
+                raise UnixError(f"{self.romfs} holds no ROMFS image")
+            config.update(romfs=[str(self.romfs), length], sys_path=SYS_PATH_ROMFS)
         self.register_service("run", _RunService(config))
         with tempfile.TemporaryDirectory(prefix="hostemu-unix-") as tmp:
             path = os.path.join(tmp, "bridge.sock")

@@ -17,6 +17,14 @@ _name = None
 for _name in _run["preimport"]:
     __import__(_name)
 
+_rom = None
+if _run["romfs"]:
+    # The board's ROMFS partition, read before "/" becomes the board folder. A board maps it from
+    # flash; here it is one block taken before the baseline, so device code's heap is as large.
+    with open(_run["romfs"][0], "rb") as _f:
+        _rom = _f.read(_run["romfs"][1])
+    del _f
+
 if _run["board_fs"]:
     import os
     import vfs
@@ -25,6 +33,10 @@ if _run["board_fs"]:
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(_run["board_fs"]), "/")
     os.chdir("/")
+if _rom is not None:
+    import vfs
+
+    vfs.mount(vfs.VfsRom(_rom), "/rom")  # .mpy from here runs in place, as from a board's flash
 sys.path.clear()
 for _entry in _run["sys_path"]:
     sys.path.append(_entry)
@@ -55,7 +67,7 @@ def _main(items):
 
 
 _items = _run["scripts"]
-del _run, _name
+del _run, _name, _rom
 gc.collect()
 _hostemu.probe("baseline")
 _code, _tb = _main(_items)
