@@ -10,7 +10,25 @@ Layers, bottom up (each module does one job; optional parts are imported lazily)
   HTTP/1.1 client), ``net`` (sockets + TLS as MicroPython exposes them);
 - session and API: ``client.IoTHubClient``; ``upload.upload_file`` (imported only when used).
 
-Importing the package itself costs nothing: import the module you need.
+Importing the package itself costs next to nothing: import the module you need.
 """
 
 __version__ = "0.1.0"
+
+
+def transient(name):
+    """Module ``name`` for the task at hand, then released when it runs in place (from a ROMFS
+    image or frozen): code that runs once or seldom (parsing the connection string, making a SAS
+    token, a backoff delay) then holds no heap between uses, and importing it again costs no copy
+    of its bytecode. Loaded from a file, it stays imported, as a re-import would load it again."""
+    import sys
+
+    module = __import__(name, None, None, ("_",))
+    where = getattr(module, "__file__", ".frozen")
+    if where.startswith("/rom/") or where.startswith(".frozen"):
+        sys.modules.pop(name, None)
+        package = sys.modules.get("iothub")
+        short = name[7:]
+        if package is not None and short in package.__dict__:
+            delattr(package, short)
+    return module

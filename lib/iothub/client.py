@@ -27,7 +27,7 @@ Nothing here logs or raises with the key, the token or the connection string in 
 
 import json
 
-from iothub import retry, sas, topics
+from iothub import topics, transient
 from iothub.errors import AuthError, ConfigError, IoTHubError, NotConnected, ProtocolError, TimeoutError_
 from iothub.pending import Pending
 from iothub.ring import Ring
@@ -145,9 +145,9 @@ class IoTHubClient:
         max_inflight=4,
         bufsize=2048,
         request_timeout_ms=10000,
-        min_backoff_ms=retry.MIN_MS,
-        max_backoff_ms=retry.MAX_MS,
-        jitter_ms=retry.JITTER_MS,
+        min_backoff_ms=None,
+        max_backoff_ms=None,
+        jitter_ms=None,
         model_id=None,
         transport=None,
         clock=None,
@@ -158,9 +158,7 @@ class IoTHubClient:
         timeout=30,
     ):
         if isinstance(connection_string, str):
-            from iothub.connstr import parse
-
-            connection_string = parse(connection_string)
+            connection_string = transient("iothub.connstr").parse(connection_string)
         cs = connection_string
         if ca is None and transport is None:
             raise ConfigError("ca is required: the server certificate must be verified")
@@ -170,10 +168,14 @@ class IoTHubClient:
             raise ConfigError("keepalive must be 1..1177 s (IoT Hub's maximum)")
         from iothub.net import split_host_port
 
-        self._cs = cs
+        # What the session needs of the connection string, so its parser is not kept.
+        self._host = cs.host
+        self._https_host = cs.connect_host()
+        self._key = cs.key_bytes()
+        self._key_name = cs.key_name
         # As in azure-iot-device: a port in GatewayHostName/HostName is the HTTPS port (file
         # upload); MQTT goes to the same host on `port` (8883 unless told otherwise).
-        self._server = split_host_port(cs.connect_host(), 443)[0]
+        self._server = split_host_port(self._https_host, 443)[0]
         self._port = port
         self._ca = ca
         self._ssl = None
@@ -185,13 +187,14 @@ class IoTHubClient:
             self._client_id = cs.device_id
         user = cs.host + "/" + self._client_id + "/?api-version=" + API_VERSION
         if model_id:
-            user += "&model-id=" + sas.quote(model_id)
+            user += "&model-id=" + transient("iothub.sas").quote(model_id)
         self._user = user
         self._keepalive = keepalive
         self._ttl = token_ttl
         self._margin = renew_margin
         self._max_inflight = max_inflight
         self._req_timeout = request_timeout_ms
+        # None: iothub.retry's defaults, read when a delay is computed (the module is not kept).
         self._min_ms = min_backoff_ms
         self._max_ms = max_backoff_ms
         self._jitter_ms = jitter_ms
@@ -335,8 +338,16 @@ class IoTHubClient:
             self._reported_cbs.extend(held_cbs)
 
     def _make_token(self, expiry):
-        resource = sas.resource_uri(self._cs.host, self._cs.device_id, self._cs.module_id)
-        return sas.token(resource, self._cs.key_bytes(), expiry, self._cs.key_name)
+        sas = transient("iothub.sas")
+        return sas.token(sas.resource_uri(self._host, self.device_id, self.module_id), self._key, expiry,
+                         self._key_name)
+
+    def _delay_ms(self, elapsed=0):
+        retry = transient("iothub.retry")
+        jitter_ms = retry.JITTER_MS if self._jitter_ms is None else self._jitter_ms
+        min_ms = retry.MIN_MS if self._min_ms is None else self._min_ms
+        max_ms = retry.MAX_MS if self._max_ms is None else self._max_ms
+        return retry.delay_ms(self._attempt, self._jitter(jitter_ms), min_ms, max_ms, elapsed)
 
     def _token(self):
         # The connection's token: its expiry drives renewal.
@@ -383,17 +394,14 @@ class IoTHubClient:
                 code = None
                 e = ProtocolError("subscription refused")
             self.last_error = e
-            if code is not None and not retry.connack_retryable(code):
+            if code is not None and code != 3:  # only 3 (server unavailable) is retried: iothub.retry
                 self._set_state(FAILED, "refused")
                 self._log(ERROR, "hub refused the connection, CONNACK %d" % code)
                 raise AuthError(code)
             if code is None and isinstance(e, _NOT_RETRIED):
                 self._set_state(FAILED, "error")
                 raise  # a bug or local misuse: not something a retry fixes
-            elapsed = clock.ticks_diff(clock.ticks_ms(), start)
-            wait = retry.delay_ms(
-                self._attempt, self._jitter(self._jitter_ms), self._min_ms, self._max_ms, elapsed
-            )
+            wait = self._delay_ms(clock.ticks_diff(clock.ticks_ms(), start))
             self._attempt += 1
             self._retry_at = clock.ticks_add(clock.ticks_ms(), wait)
             self._set_state(WAITING, "connect failed")
@@ -425,7 +433,7 @@ class IoTHubClient:
         self.last_error = exc
         self._log(WARNING, "connection lost: %r" % (exc,))
         self._drop_transport(True)
-        wait = retry.delay_ms(self._attempt, self._jitter(self._jitter_ms), self._min_ms, self._max_ms)
+        wait = self._delay_ms()
         self._attempt += 1
         self._retry_at = self._clock.ticks_add(self._clock.ticks_ms(), wait)
         self._set_state(WAITING, "connection lost")
@@ -719,12 +727,11 @@ class IoTHubClient:
         gc.collect()
         from iothub.upload import upload_file
 
-        host = self._cs.connect_host()
         return upload_file(
             path,
             blob_name,
-            host=host,
-            hub_host=self._cs.host,
+            host=self._https_host,
+            hub_host=self._host,
             device_id=self.device_id,
             token=self._make_token(self._clock.time() + self._ttl),
             ca=self._ca,

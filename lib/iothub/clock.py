@@ -6,8 +6,6 @@ pass their own clock object with the same five methods instead of this one.
 
 import time
 
-from iothub.sas import epoch_offset
-
 try:
     ticks_ms = time.ticks_ms
     ticks_diff = time.ticks_diff
@@ -39,7 +37,9 @@ class SystemClock:
     """
 
     def __init__(self):
-        self.offset = epoch_offset(time.gmtime(0)[0])
+        from iothub import transient
+
+        self.offset = transient("iothub.sas").epoch_offset(time.gmtime(0)[0])
         self.ticks_ms = ticks_ms
         self.ticks_diff = ticks_diff
         self.ticks_add = ticks_add

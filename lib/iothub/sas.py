@@ -1,4 +1,4 @@
-"""URL encoding, HMAC-SHA256 (RFC 2104 on ``hashlib.sha256``) and IoT Hub SAS tokens.
+"""HMAC-SHA256 (RFC 2104 on ``hashlib.sha256``) and IoT Hub SAS tokens.
 
 Pure functions: the expiry is passed in (``unix_time()`` converts a port's ``time.time()``).
 MicroPython has no ``hmac`` or ``urllib``, hence the small implementations here.
@@ -6,65 +6,16 @@ MicroPython has no ``hmac`` or ``urllib``, hence the small implementations here.
 
 import hashlib
 
+# URL encoding lives with the property bags (iothub.topics), which stay loaded; this module is
+# loaded only to make a token (iothub.transient).
+from iothub.topics import quote, unquote  # noqa: F401  (sas.quote is part of the API)
+
 try:
     import binascii
 except ImportError:  # pragma: no cover
     import ubinascii as binascii
 
 _BLOCK = 64  # SHA-256 block size in bytes (RFC 2104: B)
-_HEX = "0123456789ABCDEF"
-# Unreserved characters of RFC 3986: what urllib.parse.quote(s, safe="") leaves as is.
-_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-
-
-def quote(text, safe=""):
-    """Percent-encode ``text`` (str or bytes) as UTF-8, like ``urllib.parse.quote(text, safe)``."""
-    data = text.encode() if isinstance(text, str) else bytes(text)
-    for b in data:  # fast path: nothing to encode, no new string
-        if b not in _UNRESERVED and chr(b) not in safe:
-            break
-    else:
-        return text if isinstance(text, str) else data.decode()
-    out = []
-    for b in data:
-        if b in _UNRESERVED or chr(b) in safe:
-            out.append(chr(b))
-        else:
-            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
-    return "".join(out)
-
-
-def unquote(text):
-    """Decode ``%XX`` escapes (UTF-8). ``+`` stays ``+`` (IoT Hub bags are not form-encoded).
-
-    Raises ``ValueError`` on a truncated or non-hex escape.
-    """
-    if "%" not in text:
-        return text
-    data = text.encode()
-    out = bytearray()
-    i = 0
-    n = len(data)
-    while i < n:
-        b = data[i]
-        if b == 0x25:  # '%'
-            if i + 3 > n:
-                raise ValueError("truncated %-escape")
-            out.append((_hexval(data[i + 1]) << 4) | _hexval(data[i + 2]))
-            i += 3
-        else:
-            out.append(b)
-            i += 1
-    return str(out, "utf-8")
-
-
-def _hexval(b):
-    if 0x30 <= b <= 0x39:
-        return b - 0x30
-    b |= 0x20  # lower case
-    if 0x61 <= b <= 0x66:
-        return b - 0x57
-    raise ValueError("bad %-escape")
 
 
 def hmac_sha256(key, msg):

@@ -9,7 +9,60 @@ without ``=`` maps to ``""``. System properties use their wire names: ``$.mid`` 
 """
 
 from iothub.errors import ProtocolError
-from iothub.sas import quote, unquote
+
+_HEX = "0123456789ABCDEF"
+# Unreserved characters of RFC 3986: what urllib.parse.quote(s, safe="") leaves as is.
+_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+
+def quote(text, safe=""):
+    """Percent-encode ``text`` (str or bytes) as UTF-8, like ``urllib.parse.quote(text, safe)``."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    for b in data:  # fast path: nothing to encode, no new string
+        if b not in _UNRESERVED and chr(b) not in safe:
+            break
+    else:
+        return text if isinstance(text, str) else data.decode()
+    out = []
+    for b in data:
+        if b in _UNRESERVED or chr(b) in safe:
+            out.append(chr(b))
+        else:
+            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
+    return "".join(out)
+
+
+def unquote(text):
+    """Decode ``%XX`` escapes (UTF-8). ``+`` stays ``+`` (IoT Hub bags are not form-encoded).
+
+    Raises ``ValueError`` on a truncated or non-hex escape.
+    """
+    if "%" not in text:
+        return text
+    data = text.encode()
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        b = data[i]
+        if b == 0x25:  # '%'
+            if i + 3 > n:
+                raise ValueError("truncated %-escape")
+            out.append((_hexval(data[i + 1]) << 4) | _hexval(data[i + 2]))
+            i += 3
+        else:
+            out.append(b)
+            i += 1
+    return str(out, "utf-8")
+
+
+def _hexval(b):
+    if 0x30 <= b <= 0x39:
+        return b - 0x30
+    b |= 0x20  # lower case
+    if 0x61 <= b <= 0x66:
+        return b - 0x57
+    raise ValueError("bad %-escape")
 
 TWIN_RES_SUB = "$iothub/twin/res/#"
 TWIN_DESIRED_SUB = "$iothub/twin/PATCH/properties/desired/#"

@@ -21,7 +21,7 @@ from iothub import blocks, retry
 from iothub.errors import ConfigError, HTTPError, ProtocolError
 from iothub.http import HTTPConnection
 from iothub.net import split_host_port, tls_context
-from iothub.sas import quote
+from iothub.topics import quote
 
 API_VERSION = "2021-04-12"
 _NETWORK = -1  # "status" of an attempt that failed on the network

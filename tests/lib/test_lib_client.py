@@ -358,7 +358,7 @@ def test_secrets_never_in_logs_or_errors(env):
     c.connect()
     token = hub.conn.args["password"]
     sig = token.split("sig=")[1].split("&")[0]
-    text = "\n".join(logs + errors + [repr(c), repr(c._cs), str(c.stats())])
+    text = "\n".join(logs + errors + [repr(c), str(c.stats())])
     for secret in (lib_vectors.KEY, lib_vectors.KEY[:16], sig, sas.unquote(sig)):
         assert secret not in text
 

@@ -81,8 +81,26 @@ def _phases(result: UnixRunResult, wanted: Callable[[str], bool]) -> Phases:
     return Phases({r.label: r.alloc - base for r in result.heap if wanted(r.label)}, base)
 
 
+def lib_image(board: Path, out_dir: Path) -> Path:
+    """A ROMFS image (mpremote's builder) of a board folder's compiled lib/, for running in place."""
+    from boardkit.deploy import build_image
+
+    files = {p.relative_to(board).as_posix(): p for p in sorted((board / "lib").rglob("*.mpy"))}
+    image, _ = build_image(files, out_dir, capacity=1 << 20)
+    return image.path
+
+
+def in_place_board(board: Path, out_dir: Path) -> tuple[Path, Path]:
+    """A copy of `board` without lib/, and the image holding that lib/ (mounted at /rom)."""
+    image = lib_image(board, out_dir)
+    rom_board = out_dir / (board.name + "-rom")
+    shutil.rmtree(rom_board, ignore_errors=True)
+    shutil.copytree(board, rom_board, ignore=shutil.ignore_patterns("lib"))
+    return rom_board, image
+
+
 def _agent_run(hub: Any, board: Path, device_id: str, heap: int, uploads: dict[str, int],
-               timeout: float = 120) -> UnixRunResult:
+               timeout: float = 120, romfs: Path | None = None) -> UnixRunResult:
     """AGENT (bench.vmagent) on the unix port; the hub invokes `ping` when the device is ready."""
     cs = hub.create_device(device_id)
     answered: list[Any] = []
@@ -99,7 +117,7 @@ def _agent_run(hub: Any, board: Path, device_id: str, heap: int, uploads: dict[s
 
     runtime = MicroPythonUnix(board, heap_bytes=heap, on_output=on_output, timeout=timeout,
                               env={"cs": cs, "port": hub.mqtt_port, "messages": 5, "uploads": list(uploads),
-                                   "chunk": 4096, "upload_timeout": 30})
+                                   "chunk": 4096, "upload_timeout": 30}, romfs=romfs)
     result = runtime.run(code=AGENT)
     ok = result.ok and "@done" in result.output and answered and isinstance(answered[0], dict) \
         and answered[0].get("status") == 200
@@ -119,7 +137,7 @@ def _umqtt_board(board: Path, ca_der: bytes) -> None:
     (board / "ca.der").write_bytes(ca_der)
 
 
-def _umqtt_run(hub: Any, board: Path, device_id: str, heap: int) -> UnixRunResult:
+def _umqtt_run(hub: Any, board: Path, device_id: str, heap: int, romfs: Path | None = None) -> UnixRunResult:
     from iothub import sas
 
     hub.create_device(device_id)
@@ -131,7 +149,7 @@ def _umqtt_run(hub: Any, board: Path, device_id: str, heap: int) -> UnixRunResul
     env = {"device": device_id, "host": hub.host, "port": hub.mqtt_port, "token": token,
            "user": f"{hub.host}/{device_id}/?api-version=2021-04-12",
            "topic": f"devices/{device_id}/messages/events/"}
-    result = MicroPythonUnix(board, heap_bytes=heap, env=env, timeout=60).run(code=UMQTT_BARE)
+    result = MicroPythonUnix(board, heap_bytes=heap, env=env, timeout=60, romfs=romfs).run(code=UMQTT_BARE)
     if not (result.ok and "@done" in result.output):
         raise RuntimeError(f"umqtt.simple failed at heap {heap}: {result.output[-600:]}")
     return result
@@ -169,14 +187,27 @@ def measure(hub: Any, work: Path) -> dict[str, Any]:
     _umqtt_board(umqtt_board, hub.ca_der)
     counter = iter(range(10_000))
 
+    rom_agent_board, agent_image = in_place_board(agent_board, work / "agent-image")
+    rom_umqtt_board, umqtt_image = in_place_board(umqtt_board, work / "umqtt-image")
+    wanted = lambda label: label in PHASES or label.startswith("upload ")  # noqa: E731
+    bare_wanted = lambda label: label in ("import", "connect", "publish")  # noqa: E731
     full = _agent_run(hub, agent_board, "bench-unix-agent", 1024 * 1024, {"f10k.bin": 10 * 1024, "f1m.bin": 1 << 20})
-    agent = _phases(full, lambda label: label in PHASES or label.startswith("upload "))
-    bare = _phases(_umqtt_run(hub, umqtt_board, "bench-unix-umqtt", 1024 * 1024),
-                   lambda label: label in ("import", "connect", "publish"))
+    agent = _phases(full, wanted)
+    agent_rom = _phases(_agent_run(hub, rom_agent_board, "bench-unix-agent-rom", 1024 * 1024,
+                                   {"f10k.bin": 10 * 1024}, romfs=agent_image), wanted)
+    bare = _phases(_umqtt_run(hub, umqtt_board, "bench-unix-umqtt", 1024 * 1024), bare_wanted)
+    bare_rom = _phases(_umqtt_run(hub, rom_umqtt_board, "bench-unix-umqtt-rom", 1024 * 1024, umqtt_image),
+                       bare_wanted)
     agent_heap = smallest_heap(_succeeds(lambda heap: _agent_run(
         hub, agent_board, f"bench-unix-min-{next(counter)}", heap, {"f10k.bin": 10 * 1024}, timeout=45)))
+    agent_heap_rom = smallest_heap(_succeeds(lambda heap: _agent_run(
+        hub, rom_agent_board, f"bench-unix-min-{next(counter)}", heap, {"f10k.bin": 10 * 1024}, timeout=45,
+        romfs=agent_image)))
     umqtt_heap = smallest_heap(_succeeds(lambda heap: _umqtt_run(
         hub, umqtt_board, f"bench-unix-umin-{next(counter)}", heap)))
+    umqtt_heap_rom = smallest_heap(_succeeds(lambda heap: _umqtt_run(
+        hub, rom_umqtt_board, f"bench-unix-umin-{next(counter)}", heap, umqtt_image)))
+    image_bytes = {"agent": agent_image.stat().st_size, "umqtt": umqtt_image.stat().st_size}
     timed = {}
     for nodelay in (True, False):
         cs = hub.create_device(f"bench-unix-up-{int(nodelay)}")
@@ -197,6 +228,16 @@ def measure(hub: Any, work: Path) -> dict[str, Any]:
         "smallest_heapsize_agent": agent_heap,
         "smallest_heapsize_umqtt": umqtt_heap,
         "ratio_smallest_heapsize": agent_heap / umqtt_heap,
+        "in_place": {
+            "note": "the same jobs with the code in a ROMFS image mounted at /rom (vfs.VfsRom), run in place; "
+                    "the image is read into the heap before the baseline, as a board maps it from flash; "
+                    "-X heapsize figures here are above the image's size",
+            "image_bytes": image_bytes,
+            "agent_phases_live_above_baseline": agent_rom.phases,
+            "umqtt_phases_live_above_baseline": bare_rom.phases,
+            "smallest_heap_above_image_agent": agent_heap_rom - image_bytes["agent"],
+            "smallest_heap_above_image_umqtt": umqtt_heap_rom - image_bytes["umqtt"],
+        },
         "upload_1mb_seconds": timed,
         "note": "MicroPython unix port (64-bit) from PyPI; .mpy bytecode; live heap after gc.collect(); "
                 "mbedTLS buffers are malloc'd outside the GC heap on this port",

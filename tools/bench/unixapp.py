@@ -1,0 +1,105 @@
+"""The whole firmware (boot.py, main.py, the app on lib/iothub) on MicroPython's unix port as an
+ESP8266, from `.mpy` files and in place from its ROMFS partition: the smallest free heap (bytes
+above what the interpreter and the board modules hold, 64-bit) at which a board boots, connects to
+the local hub and has two telemetry messages received there. Laid out by `boardkit deploy`'s own
+builder, so the board holds what a deploy would write.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from boardkit import deploy, profiles, provision
+from bench.unixagent import smallest_heap
+from hostemu import context
+from hostemu.mp import romfs
+from hostemu.peripherals.results import RuntimeFailure
+from hostemu.unix.board_process import WORD_SCALE, make_board
+
+BOARD = "esp8266"
+
+
+def lay_out(board_dir: Path, profile: profiles.BoardProfile, config: Path, in_place: bool, work: Path) -> int:
+    """A board folder as a deploy leaves it; returns the ROMFS image's size (0 as files)."""
+    shutil.rmtree(board_dir, ignore_errors=True)
+    board_dir.mkdir(parents=True)
+    files, image = deploy.prepare(profile, work, config, compiled=True, in_place=in_place)
+    for board_path, source in files.items():
+        target = board_dir / board_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    if image is None:
+        return 0
+    data = image.path.read_bytes()
+    partition = romfs.path_for(board_dir)
+    partition.parent.mkdir(exist_ok=True)
+    partition.write_bytes(data + b"\xff" * (profile.romfs_bytes - len(data)))
+    return len(data)
+
+
+def boots_and_sends(hub: Any, board_dir: Path, profile: profiles.BoardProfile, device_id: str, free: int) -> bool:
+    board = context.BoardContext(profile=profile, fs_root=board_dir.resolve(),
+                                 reset_cause=profile.rules.reset_causes["PWRON_RESET"],
+                                 networks={"hostemu": "hostemu"})
+    runtime = make_board(board, free_heap=free, timeout=60)
+    received: list[bool] = []
+
+    def watch() -> None:
+        try:
+            received.append(bool(hub.wait_telemetry(device_id, 2, 40)))
+        except Exception:  # noqa: BLE001 - not received in time: this heap is too small
+            received.append(False)
+        runtime.stop()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        runtime.boot()  # a board runs until stopped: the watcher stops it
+    except RuntimeFailure:
+        pass
+    return bool(received and received[0])
+
+
+def measure(hub: Any, work: Path) -> dict[str, Any]:
+    profile = profiles.load(BOARD)
+    result: dict[str, Any] = {"board": BOARD, "word_scale": WORD_SCALE,
+                              "agent_heap_budget_64bit": int(profile.agent_heap_budget * WORD_SCALE)}
+    counter = iter(range(10_000))
+    for in_place in (False, True):
+        kind = "in_place" if in_place else "files"
+        board_dir = work / f"app-{kind}"
+        config = work / f"app-config-{kind}"
+        device = f"bench-app-{kind}"
+        provision.write_config(config, hub.create_device(device), hub.ca_pem, "hostemu", "hostemu", 1)
+        image = lay_out(board_dir, profile, config, in_place, work / f"app-build-{kind}")
+
+        def works(free: int) -> bool:
+            # A fresh device each trial: telemetry counted at the hub is this trial's.
+            name = f"bench-app-{kind}-{next(counter)}"
+            settings = json.loads((board_dir / "config.json").read_text())
+            settings["connection_string"] = hub.create_device(name)
+            (board_dir / "config.json").write_text(json.dumps(settings))
+            for state in ("queue.bin", "state.json", "fwstate.json"):  # the last trial's, not this board's
+                (board_dir / state).unlink(missing_ok=True)
+            return boots_and_sends(hub, board_dir, profile, name, free)
+
+        result[kind] = {"smallest_free_heap": smallest_heap(works, low=16 * 1024, high=256 * 1024, step=2048),
+                        "image_bytes": image}
+    result["ratio_in_place_over_files"] = result["in_place"]["smallest_free_heap"] / result["files"]["smallest_free_heap"]
+    return result
+
+
+def main() -> None:  # python -m bench.unixapp: one run, printed
+    import tempfile
+
+    from localhub.testing import HubProcess
+
+    with tempfile.TemporaryDirectory() as tmp, HubProcess(Path(tmp) / "hub") as hub:
+        print(json.dumps(measure(hub, Path(tmp)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
