@@ -28,7 +28,7 @@ def transient(name):
     if where.startswith("/rom/") or where.startswith(".frozen"):
         sys.modules.pop(name, None)
         package = sys.modules.get("iothub")
-        short = name[7:]
+        short = name.rpartition(".")[2]  # the package's attribute for it, set by the import
         if package is not None and short in package.__dict__:
             delattr(package, short)
     return module

@@ -187,17 +187,16 @@ class IoTHubClient:
             self._client_id = cs.device_id
         user = cs.host + "/" + self._client_id + "/?api-version=" + API_VERSION
         if model_id:
-            user += "&model-id=" + transient("iothub.sas").quote(model_id)
+            user += "&model-id=" + topics.quote(model_id)
         self._user = user
         self._keepalive = keepalive
         self._ttl = token_ttl
         self._margin = renew_margin
         self._max_inflight = max_inflight
         self._req_timeout = request_timeout_ms
-        # None: iothub.retry's defaults, read when a delay is computed (the module is not kept).
-        self._min_ms = min_backoff_ms
-        self._max_ms = max_backoff_ms
-        self._jitter_ms = jitter_ms
+        # None: iothub.retry's defaults, read when a delay is due, so that the module is not
+        # loaded at all while connections succeed (from files it would then stay loaded).
+        self._backoff = (min_backoff_ms, max_backoff_ms, jitter_ms)
         if transport is None:
 
             def transport(cid, server, port, user, password, keepalive, ssl):
@@ -344,10 +343,14 @@ class IoTHubClient:
 
     def _delay_ms(self, elapsed=0):
         retry = transient("iothub.retry")
-        jitter_ms = retry.JITTER_MS if self._jitter_ms is None else self._jitter_ms
-        min_ms = retry.MIN_MS if self._min_ms is None else self._min_ms
-        max_ms = retry.MAX_MS if self._max_ms is None else self._max_ms
-        return retry.delay_ms(self._attempt, self._jitter(jitter_ms), min_ms, max_ms, elapsed)
+        low, high, jitter = self._backoff
+        return retry.delay_ms(
+            self._attempt,
+            self._jitter(retry.JITTER_MS if jitter is None else jitter),
+            retry.MIN_MS if low is None else low,
+            retry.MAX_MS if high is None else high,
+            elapsed,
+        )
 
     def _token(self):
         # The connection's token: its expiry drives renewal.
@@ -394,7 +397,7 @@ class IoTHubClient:
                 code = None
                 e = ProtocolError("subscription refused")
             self.last_error = e
-            if code is not None and code != 3:  # only 3 (server unavailable) is retried: iothub.retry
+            if code is not None and not transient("iothub.retry").connack_retryable(code):
                 self._set_state(FAILED, "refused")
                 self._log(ERROR, "hub refused the connection, CONNACK %d" % code)
                 raise AuthError(code)

@@ -27,3 +27,74 @@ def test_the_esp8266_firmware_runs_in_place_within_the_ratchet(tmp_path):
         image = lay_out(board, profile, config, True, tmp_path / "build")
         assert image and not (board / "app").exists() and not (board / "lib").exists()
         assert boots_and_sends(hub, board, profile, "in-place-esp8266", IN_PLACE_FREE_HEAP)
+
+
+RUN_ONCE = r"""
+import sys
+from iothub.client import IoTHubClient
+c = IoTHubClient("HostName=hub.azure-devices.net;DeviceId=d1;SharedAccessKey=a2V5a2V5a2V5a2V5", ca=b"unused")
+token = c._make_token(1000)
+delay = c._delay_ms()
+print("@loaded", [m for m in ("iothub.connstr", "iothub.sas", "iothub.retry") if m in sys.modules],
+      "sig=" in token, delay >= 1000, token == c._make_token(1000))
+"""
+
+
+def test_run_once_modules_are_released_when_in_place_and_kept_when_loaded_from_files(tmp_path):
+    """iothub.transient: in place (a ROMFS image at /rom) the connection-string parser, the SAS
+    maker and the backoff module hold no heap once used, and using them again gives the same
+    result; loaded from .mpy files they stay, as a re-import would copy their bytecode again."""
+    from bench.unixagent import in_place_board
+    from bench.vmagent import prepare_board
+    from hostemu.unix import MicroPythonUnix
+
+    board = tmp_path / "board"
+    prepare_board(board, b"", {}, compiled=True)
+    rom_board, image = in_place_board(board, tmp_path / "image")
+    outputs = {}
+    for kind, folder, partition in (("files", board, None), ("in place", rom_board, image)):
+        result = MicroPythonUnix(folder, heap_bytes=512 * 1024, romfs=partition).run(code=RUN_ONCE)
+        assert result.ok, result.output
+        outputs[kind] = [line for line in result.output.splitlines() if line.startswith("@loaded")][0]
+    assert outputs["files"] == "@loaded ['iothub.connstr', 'iothub.sas', 'iothub.retry'] True True True"
+    assert outputs["in place"] == "@loaded [] True True True"
+
+
+FWGUARD_IN_PLACE = r"""
+import os, sys
+import fwguard
+import app.version
+print("@before", app.version.__file__, fwguard.__file__)
+os.mkdir("app.new")
+with open("app.new/__init__.py", "w") as f:
+    f.write("")
+with open("app.new/version.py", "w") as f:
+    f.write("VERSION = '9.9.9'\n")
+fwguard.switch("9.9.9", app.version.VERSION)
+print("@switched", sorted(os.listdir("app")), "app.old" in os.listdir("/"), fwguard.load()["pending"])
+fwguard.rollback("test")
+del sys.modules["app.version"], sys.modules["app"]
+import app.version
+print("@rolledback", "app" in os.listdir("/"), app.version.__file__, fwguard.load()["rolledback"])
+"""
+
+
+def test_an_update_shadows_the_app_in_rom_and_its_rollback_brings_the_rom_app_back(tmp_path):
+    """fwguard on a board deployed in place: no app on the filesystem, the app in /rom. A switch
+    puts the update's app/ on the filesystem, which comes first on sys.path; a rollback removes
+    it (there is no app.old to restore), and /rom/app is imported again."""
+    from boardkit import deploy, mpy
+    from hostemu.unix import MicroPythonUnix
+
+    profile = profiles.load("esp8266")
+    files = {c.board_path: c.output for c in mpy.compile_for(profile, tmp_path / "build")}
+    image, on_flash = deploy.build_image(files, tmp_path / "build", profile.romfs_bytes)
+    board = tmp_path / "board"
+    board.mkdir()
+    assert "app/version.mpy" in image.members and "fwguard.mpy" in image.members and "app" not in on_flash
+    result = MicroPythonUnix(board, heap_bytes=512 * 1024, romfs=image.path).run(code=FWGUARD_IN_PLACE)
+    assert result.ok, result.output
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in result.output.splitlines() if line.startswith("@")}
+    assert lines["@before"] == "/rom/app/version.mpy /rom/fwguard.mpy"
+    assert lines["@switched"] == "['__init__.py', 'version.py'] False 9.9.9"
+    assert lines["@rolledback"] == "False /rom/app/version.mpy 9.9.9"

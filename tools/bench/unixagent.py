@@ -208,6 +208,8 @@ def measure(hub: Any, work: Path) -> dict[str, Any]:
     umqtt_heap_rom = smallest_heap(_succeeds(lambda heap: _umqtt_run(
         hub, rom_umqtt_board, f"bench-unix-umin-{next(counter)}", heap, umqtt_image)))
     image_bytes = {"agent": agent_image.stat().st_size, "umqtt": umqtt_image.stat().st_size}
+    agent_heap_rom -= image_bytes["agent"]
+    umqtt_heap_rom -= image_bytes["umqtt"]
     timed = {}
     for nodelay in (True, False):
         cs = hub.create_device(f"bench-unix-up-{int(nodelay)}")
@@ -235,8 +237,11 @@ def measure(hub: Any, work: Path) -> dict[str, Any]:
             "image_bytes": image_bytes,
             "agent_phases_live_above_baseline": agent_rom.phases,
             "umqtt_phases_live_above_baseline": bare_rom.phases,
-            "smallest_heap_above_image_agent": agent_heap_rom - image_bytes["agent"],
-            "smallest_heap_above_image_umqtt": umqtt_heap_rom - image_bytes["umqtt"],
+            "smallest_heap_above_image_agent": agent_heap_rom,
+            "smallest_heap_above_image_umqtt": umqtt_heap_rom,
+            "ratio_agent_telemetry_over_umqtt_publish": agent_rom.phases["telemetry"] / bare_rom.phases["publish"],
+            "ratio_smallest_heap": agent_heap_rom / umqtt_heap_rom,
+            "ratio_smallest_heap_over_umqtt_files": agent_heap_rom / umqtt_heap,
         },
         "upload_1mb_seconds": timed,
         "note": "MicroPython unix port (64-bit) from PyPI; .mpy bytecode; live heap after gc.collect(); "

@@ -34,11 +34,8 @@ def lay_out(board_dir: Path, profile: profiles.BoardProfile, config: Path, in_pl
         shutil.copyfile(source, target)
     if image is None:
         return 0
-    data = image.path.read_bytes()
-    partition = romfs.path_for(board_dir)
-    partition.parent.mkdir(exist_ok=True)
-    partition.write_bytes(data + b"\xff" * (profile.romfs_bytes - len(data)))
-    return len(data)
+    romfs.program(board_dir, profile.romfs_bytes, image.path.read_bytes())
+    return image.size
 
 
 def boots_and_sends(hub: Any, board_dir: Path, profile: profiles.BoardProfile, device_id: str, free: int) -> bool:

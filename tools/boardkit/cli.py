@@ -116,9 +116,8 @@ def deploy_cmd(board: str, port: str, config_dir: Path | None, source: bool, no_
             with tempfile.TemporaryDirectory() as tmp:
                 files, image = deployer.prepare(profile, Path(tmp), config_dir, compiled=not source, in_place=in_place)
                 plan = deployer.plan(port, files, image)
-                if plan.write_image and image is not None:
-                    progress.update(task, description=f"writing the {image.size}-byte ROMFS image")
-                progress.update(task, total=len(plan.changed), completed=0, description="copying")
+                writing = f"writing the {image.size}-byte ROMFS image, then " if plan.write_image and image else ""
+                progress.update(task, total=len(plan.changed), completed=0, description=writing + "copying")
                 deployer.apply(port, plan, reset=not no_reset, on_copied=copied)
         except (deployer.DeployError, VendorError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -212,7 +212,7 @@ def plan(port: str, files: dict[str, Path], image: RomImage | None = None) -> De
     if image is not None:  # any copy of an image module on the filesystem is stale
         shadows += [alt for p in image.members for alt in (p, p[:-4] + ".py")]
     listed = _parents([p for p in shadows if p not in files]) if image is not None else []
-    rom_length = image.size if image is not None else 3
+    rom_length = image.size if image is not None else 3  # as files: only whether a header is there
     script = (f"DIRS = {_parents(board_paths)!r}\nPATHS = {board_paths!r}\nSHADOWS = {shadows!r}\n"
               f"LISTED = {listed!r}\nROM_LENGTH = {rom_length}\n" + _BOARD_SCRIPT)
     output = _run_mpremote(port, ["exec", script], timeout=120)
@@ -282,7 +282,9 @@ def uses_romfs(profile: BoardProfile, compiled: bool, in_place: bool | None) -> 
     (sources in a ROMFS would be compiled into the heap at import: no gain)."""
     if in_place and not (compiled and profile.romfs_bytes):
         raise DeployError(f"{profile.name}: deploying in place needs compiled code and a profile with romfs_bytes")
-    return compiled and bool(profile.romfs_bytes) if in_place is None else in_place
+    if in_place is None:
+        return compiled and bool(profile.romfs_bytes)
+    return in_place
 
 
 def prepare(profile: BoardProfile, out_dir: Path, config_dir: Path | None = None, *, compiled: bool = True,

@@ -108,11 +108,11 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "status_led": dict,
     "features": list,
 }
-# Fields a profile may leave out, with the value that means "not there".
-OPTIONAL_FIELDS: dict[str, tuple[type, Any]] = {
+# Fields a profile may leave out.
+OPTIONAL_FIELDS: dict[str, type] = {
     # The ROMFS partition of the board's MicroPython firmware (1.25+): bytecode deployed there runs
-    # in place from flash. 0: the firmware has none, code is deployed as files.
-    "romfs_bytes": (int, 0),
+    # in place from flash. Absent or 0: the firmware has none, code is deployed as files.
+    "romfs_bytes": int,
 }
 ROMFS_SECTOR = 4096
 
@@ -192,7 +192,7 @@ def validate(data: Any, source: str) -> BoardProfile:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise ProfileError(source, field, f"must be {expected}, not {type(value).__name__}")
-    for field, (kind, _default) in OPTIONAL_FIELDS.items():
+    for field, kind in OPTIONAL_FIELDS.items():
         if field in data and (not isinstance(data[field], kind) or isinstance(data[field], bool)):
             raise ProfileError(source, field, f"must be {kind.__name__}, not {type(data[field]).__name__}")
     unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS) - {"notes"})

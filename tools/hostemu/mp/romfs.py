@@ -4,18 +4,21 @@ written by `mpremote romfs deploy` through `vfs.rom_ioctl` and mounted at `/rom`
 The partition is a file, `.hostemu/romfs0.img`, of the profile's `romfs_bytes`, erased (0xFF) in
 4 KB sectors as SPI flash is; a board whose profile has no ROMFS has no partition, as a firmware
 built without one has none. Every runtime reads the same file: the CPython runtime's `vfs` answers
-mpremote's ioctls over it, the unix port mounts the image it holds with its real `vfs.VfsRom`.
+mpremote's ioctls over it, the unix port mounts the image it holds with its real `vfs.VfsRom` at
+every boot, as the firmware does, and mounts nothing when it holds none.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mpremote.romfs import VfsRomWriter
+
 from hostemu import context as _context
 
 SECTOR = 4096  # SPI flash's erase unit on the ESP chips
 MIN_WRITE = 4  # what the ESP ports answer to rom_ioctl(3): writes go in words
-HEADER = b"\xd2\xcd\x31"  # extmod/vfs_rom.c: a ROMFS image starts with it, then its length
+HEADER = VfsRomWriter.ROMFS_HEADER  # an image starts with it, then its length (extmod/vfs_rom.c)
 
 
 class RomfsError(OSError):
@@ -48,6 +51,17 @@ def _file(board: _context.BoardContext | None) -> Path:
     if not target.exists() or target.stat().st_size != length:
         target.parent.mkdir(exist_ok=True)
         target.write_bytes(b"\xff" * length)  # a new chip's flash reads as erased
+    return target
+
+
+def program(fs_root: Path, length: int, image_data: bytes) -> Path:
+    """Erase a board's partition and write an image at its start, as `mpremote romfs deploy`
+    leaves it, without a running board (benchmarks lay boards out this way)."""
+    if len(image_data) > length:
+        raise RomfsError(28, "the image does not fit the partition")  # ENOSPC
+    target = path_for(fs_root)
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(image_data + b"\xff" * (length - len(image_data)))
     return target
 
 
@@ -93,12 +107,3 @@ def image_length(data: bytes) -> int:
         if not byte & 0x80:
             return index + value if index + value <= len(data) else 0
     return 0
-
-
-def image(board: _context.BoardContext | None = None) -> bytes | None:
-    """The ROMFS image the partition holds, None if it holds none (erased, or no partition)."""
-    if not size(board) or not path(board).exists():
-        return None
-    data = read(board)
-    length = image_length(data)
-    return data[:length] if length else None

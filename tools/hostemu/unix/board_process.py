@@ -41,9 +41,9 @@ def make_board(board: context.BoardContext, *, free_heap: int | None = None, tim
     keeps in ROM."""
     context.install(board)
     # The firmware mounts its ROMFS partition at boot when it holds an image (`boardkit deploy`).
-    image = romfs.path(board) if romfs.image(board) is not None else None
+    partition = romfs.path(board) if romfs.size(board) else None
     runtime = MicroPythonUnix(board.fs_root, heap_bytes=_PROBE_HEAP, module_dirs=[BOARD_MODULES],
-                              timeout=timeout, romfs=image, **kwargs)  # type: ignore[arg-type]
+                              timeout=timeout, romfs=partition, **kwargs)  # type: ignore[arg-type]
     install_board_services(runtime, board)
     # machine.RTC().datetime(...) sets the board's RTC record; the unix port's time stays the host's.
     runtime.register_service("clock", ClockService(BoardClock(board), lambda: False))

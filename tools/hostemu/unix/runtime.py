@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hostemu.mp.romfs import image_length
 from hostemu.peripherals.clock import ClockService, RealClock
 from hostemu.peripherals.host import ServiceHost
 from hostemu.peripherals.protocol import ProtocolError, VMStop, parse_frame
@@ -61,13 +62,6 @@ def micropython_binary() -> Path:
 
 
 UnixRunResult = RunResult[HeapReport]
-
-
-def romfs_image_length(path: Path) -> int:
-    """Bytes of the ROMFS image at the start of a file (0 if it holds none)."""
-    from hostemu.mp.romfs import image_length
-
-    return image_length(path.read_bytes())
 
 
 class UnixError(RuntimeFailure):
@@ -97,8 +91,9 @@ class MicroPythonUnix:
     on_output / on_heap: called with printed text / each HeapReport as they arrive.
     module_dirs: device-side modules imported before the baseline, e.g. the board's peripherals
         (`hostemu.peripherals.BOARD_MODULES`); a later folder's module replaces an earlier one's.
-    romfs: a file holding a ROMFS image (`mpremote romfs build`, or a board's partition), mounted
-        at /rom with the port's `vfs.VfsRom`, so its .mpy run in place; None: no ROMFS.
+    romfs: a ROMFS partition (a board's, or an image from `mpremote romfs build`): at every run
+        the image it holds is mounted at /rom with the port's `vfs.VfsRom`, so its .mpy run in
+        place; as the firmware does, nothing is mounted while it holds none (erased).
     timeout: default wall-clock limit of a run, in seconds.
     """
 
@@ -155,10 +150,8 @@ class MicroPythonUnix:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         config = {"env": self.env, "preimport": self._module_names(), "board_fs": str(self.board_fs),
                   "sys_path": SYS_PATH, "scripts": items, "romfs": None}
-        if self.romfs is not None:
-            length = romfs_image_length(self.romfs)
-            if not length:
-                raise UnixError(f"{self.romfs} holds no ROMFS image")
+        length = image_length(self.romfs.read_bytes()) if self.romfs is not None and self.romfs.exists() else 0
+        if length:
             config.update(romfs=[str(self.romfs), length], sys_path=SYS_PATH_ROMFS)
         self.register_service("run", _RunService(config))
         with tempfile.TemporaryDirectory(prefix="hostemu-unix-") as tmp:
