@@ -166,7 +166,10 @@ def test_uploads_of_every_size_read_back_byte_for_byte(hub, make_board) -> None:
 
 @pytest.fixture(scope="module")
 def short_sas_hub(tmp_path_factory: pytest.TempPathFactory):
-    with HubProcess(tmp_path_factory.mktemp("hub-sas"), serve_args=("--upload-sas-ttl", "1")) as proc:
+    # The SAS expires at a whole second (int(now) + ttl): 1 s left the first block between 0 and
+    # 1 s, and it failed under load. 2 s leaves it at least 1 s; the 2.5 s pause after it (MAIN's
+    # progress callback) puts the second block past the expiry.
+    with HubProcess(tmp_path_factory.mktemp("hub-sas"), serve_args=("--upload-sas-ttl", "2")) as proc:
         yield proc
 
 
