@@ -27,8 +27,8 @@ def transient(name):
     where = getattr(module, "__file__", ".frozen")
     if where.startswith("/rom/") or where.startswith(".frozen"):
         sys.modules.pop(name, None)
-        package = sys.modules.get("iothub")
-        short = name.rpartition(".")[2]  # the package's attribute for it, set by the import
+        parent, _, short = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
         if package is not None and short in package.__dict__:
-            delattr(package, short)
+            delattr(package, short)  # the import set it: it would keep the module alive
     return module

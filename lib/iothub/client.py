@@ -120,8 +120,10 @@ class IoTHubClient:
 
     :param connection_string: ``HostName=...;DeviceId=...;SharedAccessKey=...`` (or a parsed
         ``connstr.ConnectionString``).
-    :param ca: CA certificate(s) the server is verified against (PEM or DER). Required unless a
-        ``transport`` is given.
+    :param ca: CA certificate(s) the server is verified against: DER, one or more back to back
+        (``iothub.net.tls_context``). Required unless a ``transport`` is given. Parsed into the
+        session's one TLS context when the client is built (a bad CA raises ``ConfigError``
+        here), which MQTT and ``upload_file`` then share: the bytes are not kept.
     :param port: the MQTT port (TLS). MQTT goes to GatewayHostName (else HostName) without any
         ``:port`` it carries: that port is the HTTPS one, used by ``upload_file`` (as in the
         official SDK).
@@ -177,8 +179,13 @@ class IoTHubClient:
         # upload); MQTT goes to the same host on `port` (8883 unless told otherwise).
         self._server = split_host_port(self._https_host, 443)[0]
         self._port = port
-        self._ca = ca
+        # Built now, early in a young heap, like the MQTT client below: mbedTLS takes a 3 KB
+        # block for it, which a fragmented heap may no longer have at the first connect.
         self._ssl = None
+        if ca is not None:
+            from iothub.net import tls_context
+
+            self._ssl = tls_context(ca)
         self.device_id = cs.device_id
         self.module_id = cs.module_id
         if cs.module_id:
@@ -198,11 +205,21 @@ class IoTHubClient:
         # loaded at all while connections succeed (from files it would then stay loaded).
         self._backoff = (min_backoff_ms, max_backoff_ms, jitter_ms)
         if transport is None:
+            # One MQTTClient for every connection of the session, built now while the heap is
+            # young, with its receive and transmit buffers: each connection only gets a new
+            # token. MicroPython's GC does not compact, and a new client a connection (a
+            # 2 KB buffer and a 36-slot attribute table, each needing a contiguous block) made
+            # an ESP8266 app's first connect fail with 14 KB free in pieces, and would make a
+            # reconnect fail hours later.
+            mqtt = default_transport(
+                self._client_id, self._server, port, user, None, keepalive, None, bufsize, max_inflight,
+                sock_factory, timeout,
+            )
 
             def transport(cid, server, port, user, password, keepalive, ssl):
-                return default_transport(
-                    cid, server, port, user, password, keepalive, ssl, bufsize, max_inflight, sock_factory, timeout
-                )
+                mqtt.pswd = password
+                mqtt.ssl = ssl
+                return mqtt
 
         self._transport = transport
         if clock is None:
@@ -223,6 +240,7 @@ class IoTHubClient:
         self._last_ping = 0
         self._queue = Ring(queue_len)
         self._sent = {}  # pid -> (topic, body) until PUBACK
+        self._topic = None  # (properties, topic) of the last telemetry sent
         self._pending = Pending(8, clock.ticks_diff)
         self._twin = TwinState()
         self._reported = None  # merged reported patches waiting for a connection
@@ -360,10 +378,6 @@ class IoTHubClient:
     def _try_connect(self, raise_errors):
         clock = self._clock
         start = clock.ticks_ms()
-        if self._ssl is None and self._ca is not None:
-            from iothub.net import tls_context
-
-            self._ssl = tls_context(self._ca)
         m = None
         connecting = True  # CONNACK codes only mean something while connecting
         try:
@@ -509,15 +523,18 @@ class IoTHubClient:
         """
         if not isinstance(body, (bytes, bytearray, str)):
             body = json.dumps(body)
-        topic = topics.telemetry_topic(self.device_id, properties, self.module_id)
+        cached = self._topic
+        if cached is not None and cached[0] is properties:
+            topic = cached[1]
+        else:
+            topic = topics.telemetry_topic(self.device_id, properties, self.module_id)
+            if properties is None or isinstance(properties, tuple):
+                # The same (immutable) properties message after message, as a sensor node
+                # sends them: the topic is built once, not once a message.
+                self._topic = (properties, topic)
         if len(body) + len(topic) > MAX_MESSAGE:
             raise ConfigError("telemetry message larger than 256 KB")
-        if (
-            self.state == CONNECTED
-            and not self._draining
-            and not len(self._queue)
-            and len(self._sent) < self._max_inflight
-        ):
+        if self.can_send_now():
             try:
                 self._publish_telemetry((topic, body))
                 return True
@@ -526,6 +543,18 @@ class IoTHubClient:
                 return False
         self._queue.push((topic, body))
         return False
+
+    def can_send_now(self):
+        """True if ``send_telemetry`` would publish at once rather than queue: connected, no
+        renewal under way, nothing queued ahead, and room in the window of unacknowledged
+        messages. An application with storage of its own (a ring on flash) keeps a message
+        there until this says yes."""
+        return (
+            self.state == CONNECTED
+            and not self._draining
+            and not len(self._queue)
+            and len(self._sent) < self._max_inflight
+        )
 
     def _publish_telemetry(self, item):
         try:
@@ -737,7 +766,7 @@ class IoTHubClient:
             hub_host=self._host,
             device_id=self.device_id,
             token=self._make_token(self._clock.time() + self._ttl),
-            ca=self._ca,
+            ca=self._ssl,
             chunk_size=chunk_size,
             progress=progress,
             clock=self._clock,

@@ -42,6 +42,7 @@ _DISCONNECT = const(0xE0)
 
 _ECONNRESET = const(104)
 _COALESCE = const(512)  # payloads up to this size are copied behind the PUBLISH header
+_TX = const(256)  # transmit buffer: a sensor node's PUBLISH fits whole
 
 # Reader states.
 _HEADER = const(0)  # collecting the fixed header (type byte + remaining length)
@@ -133,7 +134,8 @@ class MQTTClient:
     Extra keyword arguments (all optional): ``bufsize`` (receive buffer, the largest packet
     handled whole), ``max_inflight`` (QoS 1 publishes awaiting PUBACK), ``sock_factory``
     (``f(host, port) -> stream``, replaces getaddrinfo/socket/connect: tests and proxies),
-    ``timeout`` (seconds, for connect and blocking reads/writes).
+    ``timeout`` (seconds, for connect and blocking reads/writes). One client serves any number
+    of connections (``connect()`` again after a drop), with the same buffers.
     """
 
     def __init__(
@@ -179,8 +181,9 @@ class MQTTClient:
         self._subacks = {}  # pid -> granted code, filled when a SUBACK arrives
         self._connack = None
         self._blocking = None
-        # One receive buffer for the life of the client; the header has its own 5 bytes.
+        # Buffers for the life of the client; the header has its own 5 bytes.
         self._buf = bytearray(bufsize)
+        self._tx = bytearray(_TX)  # PUBLISHes that fit are built here: no garbage a message
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(5)
         self._hmv = memoryview(self._hdr)
@@ -324,7 +327,9 @@ class MQTTClient:
         # A small message is copied behind its header and sent in one write (two small writes
         # in a row meet Nagle's algorithm and the broker's delayed ACK); a big one is not copied.
         small = len(msg) <= _COALESCE
-        hdr = bytearray(9 + len(topic) + (len(msg) if small else 0))
+        size = 9 + len(topic) + (len(msg) if small else 0)
+        # In the transmit buffer when it fits (a sensor's telemetry, a method's answer).
+        hdr = self._tx if size <= len(self._tx) else bytearray(size)
         hdr[0] = _PUBLISH | qos << 1 | (1 if retain else 0)
         i = _put_len(hdr, 1, n)
         i = _put_str(hdr, i, topic)

@@ -83,7 +83,8 @@ def upload_file(
     :param host: where the hub's HTTPS endpoint is reached (``host[:port]``, a gateway).
     :param hub_host: the hub's HostName for the ``Host`` header (defaults to ``host``).
     :param token: the device SAS token (``Authorization`` header).
-    :param ca: CA for the hub (and for storage unless ``blob_ca`` is given). None: plain
+    :param ca: CA for the hub (and for storage unless ``blob_ca`` is given): DER bytes, or an
+        SSLContext already built from them (an ``IoTHubClient`` passes its own). None: plain
         HTTP, for tests against a local server only.
     :param chunk_size: block size in bytes (from the board profile): fewer, bigger blocks are
         fewer round trips; it costs no memory.
@@ -114,7 +115,7 @@ def upload_file(
         raise ConfigError("file upload: no file '%s'" % path)
     if (total + chunk_size - 1) // chunk_size > blocks.MAX_BLOCKS:
         raise ConfigError("file needs more than 50000 blocks: raise chunk_size")
-    hub_ctx = tls_context(ca) if ca else None
+    hub_ctx = (ca if hasattr(ca, "wrap_socket") else tls_context(ca)) if ca else None
     hname, hport = split_host_port(host, port)
     hub = HTTPConnection(hname, hport, hub_ctx, timeout, sock_factory, 512, hub_host)
     hub_headers = (("Authorization", token), ("Content-Type", "application/json"))

@@ -118,6 +118,7 @@ def test_outage_reconnect_resync_and_queue(hub, device):
     c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
     c.connect()
     poll_until(c, lambda: seen)
+    session, buffer = c._mqtt, c._mqtt._buf
     hub.kill()
     poll_until(c, lambda: c.state != CONNECTED)
     c.send_telemetry(b"while-down")
@@ -126,9 +127,37 @@ def test_outage_reconnect_resync_and_queue(hub, device):
     hub.update_twin(device.name, {"properties": {"desired": {"mode": "eco"}}})
     poll_until(c, lambda: c.state == CONNECTED and len(seen) >= 2, timeout=20)
     assert seen[-1][0]["mode"] == "eco" and seen[-1][2] is True
+    # The session's one MQTT client and its buffers, taken when it was built, serve the new
+    # connection too: a reconnect needs no fresh blocks of a fragmented heap.
+    assert c._mqtt is session and c._mqtt._buf is buffer
     poll_until(c, lambda: c.stats()["queued"] == 0 and c.stats()["inflight"] == 0)
     bodies = [m["body"] for m in hub.wait_telemetry(device.name, 1)]
     assert "while-down" in bodies
+
+
+def test_telemetry_properties_a_topic_built_once_for_a_tuple_and_each_time_for_a_dict(hub, device):
+    c = device()
+    c.connect()
+    fixed = (("$.ct", "application/json"), ("kind", "a"))
+    changing = {"kind": "b"}
+    assert c.send_telemetry(b"1", fixed) and c.send_telemetry(b"2", fixed)
+    assert c.send_telemetry(b"3", changing)
+    changing["kind"] = "c"  # the same dict, changed: its topic must be built again
+    assert c.send_telemetry(b"4", changing)
+    poll_until(c, lambda: c.stats()["inflight"] == 0)
+    kinds = {m["body"]: m["properties"]["kind"] for m in hub.wait_telemetry(device.name, 4)}
+    assert kinds == {"1": "a", "2": "a", "3": "b", "4": "c"}
+
+
+def test_can_send_now_says_whether_telemetry_would_go_out_at_once(hub, device):
+    c = device(max_inflight=1)
+    assert not c.can_send_now()  # not connected: it would be queued
+    c.connect()
+    assert c.can_send_now()
+    assert c.send_telemetry(b"first")
+    assert not c.can_send_now() and not c.send_telemetry(b"second")  # the window of 1 is full
+    poll_until(c, lambda: c.can_send_now())
+    assert [m["body"] for m in hub.wait_telemetry(device.name, 2)] == ["first", "second"]
 
 
 def test_file_upload_into_blob_storage(hub, device, tmp_path):

@@ -95,8 +95,8 @@ network_up()
 for name in ("ca.pem", "two-roots.der"):
     with open(name, "rb") as f:
         ca = f.read()
-    c = make_client(keepalive=60, ca=ca)
     try:
+        c = make_client(keepalive=60, ca=ca)  # the CA is parsed here: a PEM one is refused at once
         c.connect()
         ev("ca", name=name, ok=True)
         c.disconnect()
