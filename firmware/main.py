@@ -4,17 +4,18 @@ import gc
 import sys
 import time
 
-import fwguard
 import machine
+from iothub import transient
 
 gc.collect()
-_state = fwguard.prepare()
+# fwguard runs here and again only to confirm or roll back an update: in place it is released.
+_state = transient("fwguard").prepare()
 try:
     from app import main as _app
 except Exception as _e:  # the app does not even import: a broken update (or a broken flash)
     sys.print_exception(_e)
     if _state.get("pending"):
-        fwguard.rollback("the new version failed to import: %r" % (_e,))
+        transient("fwguard").rollback("the new version failed to import: %r" % (_e,))
         machine.reset()
     raise
 gc.collect()

@@ -15,10 +15,15 @@ config.json::
 ``load()`` returns ``(config, None)`` or ``(None, reason)``; the reason names the field, never
 the key. Identity is ``connection_string`` + ``ca_file`` (+ the CA file itself); ``factoryReset``
 keeps those and ``wifi`` (without it the board could never reach the hub again) and nothing else.
+
+Run at boot and for a factory reset only: the app imports it with ``iothub.transient``, so in
+place it holds no heap between those.
 """
 
 import json
 import os
+
+from app.store import read_json, write_json
 
 CONFIG = "config.json"
 BOARD = "board.json"
@@ -36,30 +41,6 @@ _NUMBERS = (
     ("report_interval", 300, 5, 86400),
     ("watchdog_ms", 60000, 0, 3600000),
 )
-
-
-def read_json(path, default=None):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
-
-
-def write_json(path, data):
-    # Write beside, then rename: a reset mid-write leaves the old file, never half a file.
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.rename(tmp, path)
-
-
-def remove(path):
-    try:
-        os.remove(path)
-        return True
-    except OSError:
-        return False
 
 
 def load_board():
@@ -92,9 +73,9 @@ def load():
     if not isinstance(cs, str) or not cs:
         return None, "config.json: connection_string is missing"
     try:
-        from iothub.connstr import parse
+        from iothub import transient
 
-        parse(cs)
+        transient("iothub.connstr").parse(cs)
     except Exception as e:  # the parser's errors name the field, never the key
         return None, "config.json: connection_string: " + str(e)
     ca_file = cfg.get("ca_file", "ca.der")

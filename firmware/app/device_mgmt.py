@@ -25,7 +25,7 @@ Direct methods (long work is answered first, done from the main loop):
 import os
 import time
 
-from app import config
+from app import store
 from app.events import emit
 
 SETTINGS = "settings.json"
@@ -59,7 +59,7 @@ class Settings:
         self.defaults = {"telemetryInterval": cfg["telemetry_interval"], "reportInterval": cfg["report_interval"],
                          "ledEnabled": True}
         self.values = dict(self.defaults)
-        saved = config.read_json(SETTINGS, {})
+        saved = store.read_json(SETTINGS, {})
         if isinstance(saved, dict):
             for name in self.values:
                 if name in saved and self._check(name, saved[name]) is None:
@@ -94,7 +94,7 @@ class Settings:
                 acks[name] = {"value": value, "ac": 200, "av": version, "ad": "applied"}
                 changed = True
         if changed:
-            config.write_json(SETTINGS, self.values)
+            store.write_json(SETTINGS, self.values)
         return acks
 
 
@@ -163,6 +163,8 @@ class Methods:
 
 def wipe_for_factory_reset():
     """Forget everything but identity: settings, the offline queue, boot state, staged updates."""
-    config.factory_reset()
+    from iothub import transient
+
+    transient("app.config").factory_reset()
     for name in (SETTINGS, "queue.bin", "state.json", "fw.part"):
-        config.remove(name)
+        store.remove(name)

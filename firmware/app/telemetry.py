@@ -16,19 +16,11 @@ PROPS = (("$.ct", "application/json"), ("$.ce", "utf-8"))
 
 
 class Telemetry:
-    def __init__(self, client, ring, boot, max_inflight):
+    def __init__(self, client, ring, boot):
         self.client = client
         self.ring = ring
         self.boot = boot
-        self.max_inflight = max_inflight
         self.seq = 0
-
-    def _can_send(self):
-        client = self.client
-        if not client.is_connected():
-            return False
-        stats = client.stats()
-        return not stats["queued"] and stats["inflight"] < self.max_inflight
 
     def make(self, readings, unix_time):
         self.seq += 1
@@ -38,7 +30,7 @@ class Telemetry:
 
     def send(self, body):
         """Send ``body`` now or keep it on flash; returns True if it went out now."""
-        if not len(self.ring) and self._can_send():
+        if not len(self.ring) and self.client.can_send_now():
             if self.client.send_telemetry(body, PROPS):
                 emit("telemetry", {"seq": self.seq, "queued": False})
                 return True
@@ -50,7 +42,7 @@ class Telemetry:
     def drain(self, limit=4):
         """Move up to ``limit`` messages from flash to the session; the number moved."""
         moved = 0
-        while moved < limit and len(self.ring) and self._can_send():
+        while moved < limit and len(self.ring) and self.client.can_send_now():
             body = self.ring.peek()
             if body:
                 # Sent, or (link lost during the write) kept at the head of the session's

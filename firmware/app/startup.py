@@ -1,0 +1,133 @@
+"""Bringing the node up, once per boot: config, Wi-Fi, clock, watchdog, the client and the parts
+of the app, and the firmware's first report. Imported with ``iothub.transient`` by ``app.main``:
+run in place, none of it holds heap once the loop runs (the clock is synced here again only
+after the hub refused a token)."""
+
+import gc
+import time
+
+import machine
+
+from app import led as ledmod
+from app.events import emit
+from app.main import CONFIG_RETRY_MS
+from app.version import VERSION
+
+
+def _log(level, text):
+    print("iothub:", text)
+
+
+def wait_for_config(config, led):
+    while True:
+        cfg, problem = config.load()
+        if cfg is not None:
+            return cfg
+        emit("config_error", {"reason": problem})
+        print("config:", problem)
+        led.blink(ledmod.CONFIG)
+        time.sleep_ms(CONFIG_RETRY_MS)
+
+
+def wait_for_wifi(cfg, led):
+    from app import wifi
+
+    while True:
+        wlan = wifi.connect(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""))
+        if wlan is not None:
+            print("wifi: connected, address", wlan.ifconfig()[0])
+            return wlan
+        emit("wifi_error", {"ssid": cfg["wifi"]["ssid"]})
+        led.blink(ledmod.WIFI)
+        time.sleep_ms(CONFIG_RETRY_MS)
+
+
+def sync_clock(led, feed=None):
+    """NTP until it works: SAS tokens carry an expiry, so nothing connects before this."""
+    import ntptime
+
+    wait = 1000
+    while True:
+        try:
+            ntptime.settime()
+            return
+        except OSError as e:
+            print("ntp: failed", e)
+            led.blink(ledmod.CLOCK)
+            if feed:
+                feed()
+            time.sleep_ms(wait)
+            wait = min(wait * 2, 30000)
+
+
+def _firmware_name():
+    try:
+        import os
+
+        return "MicroPython " + os.uname().release
+    except Exception:
+        import sys
+
+        return sys.version
+
+
+def setup(app, config, max_inflight):
+    """Fill in ``app``: what the loop needs, the client registered with its callbacks."""
+    from app import store
+    from app.device_mgmt import iso_now, reset_cause_name
+
+    cfg = wait_for_config(config, app.led)
+    app.cfg = cfg
+    state = store.read_json("state.json", {})
+    if not isinstance(state, dict):
+        state = {}
+    app.boot = state.get("boots", 0) + 1
+    app.wlan = wait_for_wifi(cfg, app.led)
+    sync_clock(app.led)
+    app.boot_time = iso_now()
+    app.firmware = _firmware_name()
+    app.cause = reset_cause_name()
+    store.write_json("state.json", {"boots": app.boot, "lastBoot": app.boot_time})
+    if cfg["watchdog_ms"]:
+        try:
+            app.wdt = machine.WDT(timeout=cfg["watchdog_ms"])
+        except TypeError:  # ESP8266: fixed timeout
+            app.wdt = machine.WDT()
+    gc.collect()
+    # The client first, in the heap as unbroken as it will ever be: it takes the session's
+    # largest blocks (the TLS context, the MQTT buffers) for good.
+    from iothub.client import IoTHubClient
+    from iothub.clock import SystemClock
+
+    app.clock = SystemClock()
+    client = IoTHubClient(
+        cfg["connection_string"],
+        ca=config.read_ca(cfg),
+        port=cfg["mqtt_port"],
+        queue_len=8,
+        max_inflight=max_inflight,
+        bufsize=app.board.get("mqtt_buffer", 2048),
+        min_backoff_ms=cfg["reconnect_min_ms"],
+        max_backoff_ms=cfg["reconnect_max_ms"],
+        jitter_ms=cfg["reconnect_jitter_ms"],
+        clock=app.clock,
+        log=_log,
+    )
+    from app.device_mgmt import Methods, Settings
+    from app.offline_queue import FlashQueue
+    from app.sensors import Sensors
+    from app.telemetry import Telemetry
+
+    app.settings = Settings(cfg)
+    app.led.enabled = app.settings.values["ledEnabled"]
+    app.sensors = Sensors(app.board)
+    app.client = client
+    ring = FlashQueue("queue.bin", cfg["queue_slots"], cfg["queue_slot_bytes"])
+    app.telemetry = Telemetry(client, ring, app.boot)
+    app.methods = Methods(app)
+    app.methods.register(client)
+    client.on_desired(app.on_desired)
+    client.on_connection(app.on_connection)
+    client.on_c2d(app.on_c2d)
+    emit("booted", {"version": VERSION, "boot": app.boot, "resetCause": app.cause,
+                    "queued": len(ring), "drops": ring.drops})
