@@ -1,4 +1,4 @@
-"""config.json (what the maker writes), board.json (what the board is) and small JSON state files.
+"""config.json (what the maker writes) and board.json (what the board is); state files: app.store.
 
 config.json::
 
