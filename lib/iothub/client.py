@@ -528,9 +528,11 @@ class IoTHubClient:
             topic = cached[1]
         else:
             topic = topics.telemetry_topic(self.device_id, properties, self.module_id)
-            if properties is None or isinstance(properties, tuple):
-                # The same (immutable) properties message after message, as a sensor node
-                # sends them: the topic is built once, not once a message.
+            if properties is None or (
+                isinstance(properties, tuple) and not [p for p in properties if not isinstance(p, tuple)]
+            ):
+                # The same immutable properties (a tuple of pairs) message after message, as a
+                # sensor node sends them: the topic is built once, not once a message.
                 self._topic = (properties, topic)
         if len(body) + len(topic) > MAX_MESSAGE:
             raise ConfigError("telemetry message larger than 256 KB")
