@@ -21,10 +21,11 @@ def run(app):
         emit("factory_reset", {})
         _reset(app, "factoryReset")
     elif name == "firmwareUpdate":
-        from app import fwstatus, fwupdate
         from iothub import transient
 
         gc.collect()
+        fwstatus = transient("app.fwstatus")
+        fwupdate = transient("app.fwupdate")
 
         def report(status, substatus, pending):
             fwstatus.report(app, status, substatus, pending)

@@ -12,21 +12,18 @@ place (ROMFS or frozen), the loop then holds only what it uses every time round.
 import gc
 import time
 
-from app import led as ledmod
 from app.events import emit
 from app.version import VERSION
 from iothub import transient
 
-CONFIG_RETRY_MS = 5000
 POLL_MS = 50
-MAX_INFLIGHT = 4
 
 
 class App:
     def __init__(self, fwstate):
         self.fwstate = fwstate or {}
-        self.board = transient("app.config").load_board()
-        self.led = ledmod.Led(self.board)
+        self.board = None  # board.json and the LED come with the rest in setup()
+        self.led = None
         self.wdt = None
         self.client = None
         self.report_due = True
@@ -42,7 +39,7 @@ class App:
 
     # ------------------------------------------------------------------ start-up
     def setup(self):
-        transient("app.startup").setup(self, transient("app.config"), MAX_INFLIGHT)
+        transient("app.startup").setup(self)
 
     # ------------------------------------------------------------------ callbacks
     def on_connection(self, connected, reason):
@@ -112,11 +109,7 @@ class App:
                 # FAILED: the hub refused the token: fix the clock, then retry. IDLE: connect()
                 # raised something the session does not retry by itself (a TLS stack without
                 # an API the library expects, say): keep trying rather than sit idle for months.
-                self.led.blink(ledmod.HUB)
-                if client.state == FAILED:
-                    transient("app.startup").sync_clock(self.led, self.feed)
-                time.sleep_ms(CONFIG_RETRY_MS)
-                self.feed()
+                transient("app.startup").recover(self, client.state == FAILED)
                 try:
                     client.connect()
                 except Exception as e:

@@ -10,8 +10,10 @@ import machine
 
 from app import led as ledmod
 from app.events import emit
-from app.main import CONFIG_RETRY_MS
 from app.version import VERSION
+
+RETRY_MS = 5000  # between attempts at config, Wi-Fi and a hub that refused or failed
+MAX_INFLIGHT = 4  # telemetry published and not yet acknowledged
 
 
 def _log(level, text):
@@ -26,7 +28,7 @@ def wait_for_config(config, led):
         emit("config_error", {"reason": problem})
         print("config:", problem)
         led.blink(ledmod.CONFIG)
-        time.sleep_ms(CONFIG_RETRY_MS)
+        time.sleep_ms(RETRY_MS)
 
 
 def wait_for_wifi(cfg, led):
@@ -39,7 +41,7 @@ def wait_for_wifi(cfg, led):
             return wlan
         emit("wifi_error", {"ssid": cfg["wifi"]["ssid"]})
         led.blink(ledmod.WIFI)
-        time.sleep_ms(CONFIG_RETRY_MS)
+        time.sleep_ms(RETRY_MS)
 
 
 def sync_clock(led, feed=None):
@@ -71,8 +73,23 @@ def _firmware_name():
         return sys.version
 
 
-def setup(app, config, max_inflight):
+def recover(app, refused):
+    """The session is down for good (``refused``: the hub refused the token, so the clock is
+    synced again first): blink, wait, and let the loop connect again."""
+    app.led.blink(ledmod.HUB)
+    if refused:
+        sync_clock(app.led, app.feed)
+    time.sleep_ms(RETRY_MS)
+    app.feed()
+
+
+def setup(app):
     """Fill in ``app``: what the loop needs, the client registered with its callbacks."""
+    from iothub import transient
+
+    config = transient("app.config")
+    app.board = config.load_board()
+    app.led = ledmod.Led(app.board)
     from app import store
     from app.device_mgmt import iso_now, reset_cause_name
 
@@ -105,7 +122,7 @@ def setup(app, config, max_inflight):
         ca=config.read_ca(cfg),
         port=cfg["mqtt_port"],
         queue_len=8,
-        max_inflight=max_inflight,
+        max_inflight=MAX_INFLIGHT,
         bufsize=app.board.get("mqtt_buffer", 2048),
         min_backoff_ms=cfg["reconnect_min_ms"],
         max_backoff_ms=cfg["reconnect_max_ms"],

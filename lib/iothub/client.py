@@ -208,7 +208,7 @@ class IoTHubClient:
             # One MQTTClient for every connection of the session, built now while the heap is
             # young, with its receive and transmit buffers: each connection only gets a new
             # token. MicroPython's GC does not compact, and a new client a connection (a
-            # 2 KB buffer and a 36-slot attribute table, each needing a contiguous block) made
+            # 2 KB buffer and its attribute table, each needing a contiguous block) made
             # an ESP8266 app's first connect fail with 14 KB free in pieces, and would make a
             # reconnect fail hours later.
             mqtt = default_transport(

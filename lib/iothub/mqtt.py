@@ -183,11 +183,10 @@ class MQTTClient:
         self._blocking = None
         # Buffers for the life of the client; the header has its own 5 bytes.
         self._buf = bytearray(bufsize)
-        self._tx = bytearray(_TX)  # PUBLISHes that fit are built here: no garbage a message
+        self._tx = bytearray(_TX)  # every packet that fits is built here: no garbage a message
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(5)
         self._hmv = memoryview(self._hdr)
-        self._small = bytearray(4)  # PUBACK / PINGREQ / DISCONNECT scratch
         self._reset_reader()
 
     # ----------------------------------------------------------------- configuration
@@ -259,9 +258,9 @@ class MQTTClient:
         """Send DISCONNECT (3.14) if possible, then close. Never raises."""
         if self.sock is not None:
             try:
-                self._small[0] = _DISCONNECT
-                self._small[1] = 0
-                self._write(self._small, 2)
+                self._tx[0] = _DISCONNECT
+                self._tx[1] = 0
+                self._write(self._tx, 2)
             except Exception:
                 pass
         self.close()
@@ -310,9 +309,9 @@ class MQTTClient:
 
     def ping(self):
         """Send PINGREQ (3.12). ``pings_unanswered`` counts those not yet answered."""
-        self._small[0] = _PINGREQ
-        self._small[1] = 0
-        self._write(self._small, 2)
+        self._tx[0] = _PINGREQ
+        self._tx[1] = 0
+        self._write(self._tx, 2)
         self.pings_unanswered += 1
 
     def publish(self, topic, msg, retain=False, qos=0):
@@ -356,7 +355,7 @@ class MQTTClient:
         """
         topic = _b(topic)
         n = 2 + 2 + len(topic) + 1
-        pkt = bytearray(n + 5)
+        pkt = self._tx if n + 5 <= len(self._tx) else bytearray(n + 5)
         pkt[0] = _SUBSCRIBE
         i = _put_len(pkt, 1, n)
         pid = self._next_pid()
@@ -479,11 +478,13 @@ class MQTTClient:
         return _PUBLISH
 
     def _puback(self, pid):
-        self._small[0] = _PUBACK
-        self._small[1] = 2
-        self._small[2] = pid >> 8
-        self._small[3] = pid & 0xFF
-        self._write(self._small, 4)
+        # In the transmit buffer too: a PUBLISH built there (a callback's answer) has been
+        # written by the time the PUBACK of what it answered goes out.
+        self._tx[0] = _PUBACK
+        self._tx[1] = 2
+        self._tx[2] = pid >> 8
+        self._tx[3] = pid & 0xFF
+        self._write(self._tx, 4)
 
     def _dispatch(self, rl):
         """Handle the complete packet: fixed header in _hdr, body in _buf[:rl]."""

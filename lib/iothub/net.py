@@ -59,8 +59,11 @@ def tls_context(ca):
     ``load_verify_locations`` call (a second call adds to the trusted set), and PEM only where
     the port has a PEM parser (ESP32 yes, the unix port up to 1.28 no). CPython takes the same.
     Raises ``ConfigError`` for PEM, a truncated or invalid certificate, or a port whose ``ssl``
-    cannot verify certificates at all (ESP8266's axTLS has no ``CERT_REQUIRED``).
+    cannot verify certificates at all (ESP8266's axTLS has no ``CERT_REQUIRED``). A context
+    already built (``IoTHubClient`` passes its own to ``upload_file``) is returned as it is.
     """
+    if hasattr(ca, "wrap_socket"):
+        return ca
     if not ca:
         raise ConfigError("a CA certificate is required to verify the server")
     if isinstance(ca, str) or ca[:5] == b"-----":

@@ -115,7 +115,7 @@ def upload_file(
         raise ConfigError("file upload: no file '%s'" % path)
     if (total + chunk_size - 1) // chunk_size > blocks.MAX_BLOCKS:
         raise ConfigError("file needs more than 50000 blocks: raise chunk_size")
-    hub_ctx = (ca if hasattr(ca, "wrap_socket") else tls_context(ca)) if ca else None
+    hub_ctx = tls_context(ca) if ca else None
     hname, hport = split_host_port(host, port)
     hub = HTTPConnection(hname, hport, hub_ctx, timeout, sock_factory, 512, hub_host)
     hub_headers = (("Authorization", token), ("Content-Type", "application/json"))
