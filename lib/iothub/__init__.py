@@ -8,7 +8,10 @@ Layers, bottom up (each module does one job; optional parts are imported lazily)
   ``blocks`` (blob block ids and the block-list XML);
 - transport: ``mqtt`` (MQTT 3.1.1 client with umqtt.simple's interface), ``http`` (streaming
   HTTP/1.1 client), ``net`` (sockets + TLS as MicroPython exposes them);
-- session and API: ``client.IoTHubClient``; ``upload.upload_file`` (imported only when used).
+- session: ``session.Session`` (connect, renewal, keepalive, backoff, telemetry window and queue,
+  its states and transitions as a table);
+- API: ``client.IoTHubClient`` on the session (dispatch, twin, methods); ``upload.upload_file``
+  (imported only when used).
 
 Importing the package itself costs next to nothing: import the module you need.
 """

@@ -7,7 +7,7 @@ import pytest
 import lib_vectors
 from lib_fakes import FakeClock, FakeHub
 from iothub import sas
-from iothub.client import CONNECTED, FAILED, WAITING, IoTHubClient
+from iothub.client import CONNECTED, FAILED, IDLE, RENEWING, WAITING, IoTHubClient
 from iothub.errors import AuthError, NotConnected, TimeoutError_
 from iothub.mqtt import MQTTException
 
@@ -184,6 +184,80 @@ def test_sas_renewal_reconnects_with_a_fresh_token_before_expiry(env):
     second = hub.conn.args["password"]
     assert second != first and second.endswith("&se=%d" % (1700000000 + 3300 + 3600))
     assert c.token_expiry() == 1700000000 + 3300 + 3600
+
+
+def test_renewal_lets_telemetry_in_flight_through_before_reconnecting(env):
+    clock, hub, make, _ = env
+    c = make(token_ttl=3600, renew_margin=300, keepalive=1177)
+    changes = []
+    c.on_connection(lambda up, reason: changes.append((up, reason)))
+    c.connect()
+    hub.auto_ack = False
+    assert c.send_telemetry(b"in flight") is True
+    clock.advance(3300 * 1000)
+    c.poll()
+    # Renewal due with a PUBACK outstanding: still connected, nothing new published.
+    assert c.state == RENEWING and c.is_connected() and not c.can_send_now()
+    assert c.send_telemetry(b"held") is False and len(hub.conns) == 1
+    hub.conn.acks.append(1)  # the PUBACK comes in
+    hub.auto_ack = True
+    c.poll()
+    assert c.state == CONNECTED and len(hub.conns) == 2
+    assert [m for t, m, q in hub.published] == [b"in flight", b"held"]  # no duplicate
+    assert changes == [(True, "connected")]  # a renewal is not a disconnection
+
+
+def test_renewal_waits_for_acknowledgements_at_most_half_the_margin(env):
+    clock, hub, make, _ = env
+    c = make(token_ttl=3600, renew_margin=300, keepalive=1177)
+    c.connect()
+    hub.auto_ack = False
+    c.send_telemetry(b"never acknowledged")
+    clock.advance(3300 * 1000)
+    c.poll()
+    clock.advance(149 * 1000)
+    c.poll()
+    assert c.state == RENEWING and len(hub.conns) == 1
+    clock.advance(1000)  # 150 s left: the token must not run out waiting
+    c.poll()
+    assert c.state == CONNECTED and len(hub.conns) == 2
+    assert [m for t, m, q in hub.published] == [b"never acknowledged"] * 2  # re-sent, not lost
+
+
+def test_session_states_follow_the_transition_table(env):
+    clock, hub, make, _ = env
+    c = make(token_ttl=3600, renew_margin=300, keepalive=1177)
+    seen = [c.state]
+
+    def step():
+        if c.state != seen[-1]:
+            seen.append(c.state)
+
+    c.connect()
+    step()
+    clock.advance(3300 * 1000)  # renewal: RENEWING, then at once CONNECTED (nothing in flight)
+    c.poll()
+    step()
+    hub.drop = True
+    c.poll()
+    step()
+    clock.advance(1250)
+    c.poll()
+    step()
+    hub.fail = [MQTTException(5)]
+    with pytest.raises(AuthError):
+        c.connect()
+    step()
+    c.connect()
+    step()
+    c.disconnect()
+    step()
+    assert seen == [IDLE, CONNECTED, WAITING, CONNECTED, FAILED, CONNECTED, IDLE]
+    # Losing a link that is not up is no transition: ignored, and said in the log.
+    logs = []
+    c._log_fn, c._log_level = lambda level, text: logs.append(text), 4
+    c._lost(OSError(104))
+    assert c.state == IDLE and logs[-1] == "session event 3 ignored in state 0"
 
 
 def test_backoff_delays_with_jitter_and_elapsed_time(env):
@@ -449,3 +523,20 @@ def test_session_runs_on_a_umqtt_simple_style_transport(env):
     c.poll()
     assert c.stats()["inflight"] == 0
     assert hub.published[-1][0] == "$iothub/methods/res/200/?$rid=1"
+
+
+def test_the_state_table_in_the_library_readme_is_the_one_the_session_runs():
+    from pathlib import Path
+
+    from iothub import session
+
+    readme = (Path(session.__file__).parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.strip().startswith("| ") and "|" in line]
+    start = next(i for i, line in enumerate(rows) if "state \\ event" in line)
+    names = {"-": 255, **{n: getattr(session, n) for n in ("IDLE", "CONNECTED", "WAITING", "FAILED", "RENEWING")}}
+    table = []
+    for line in rows[start + 1:start + 6]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        assert names[cells[0]] == len(table) // 6  # rows in state order
+        table.extend(names[cell] for cell in cells[1:])
+    assert bytes(table) == session.TRANSITIONS
