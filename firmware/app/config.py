@@ -1,4 +1,5 @@
-"""config.json (what the maker writes) and board.json (what the board is); state files: app.store.
+"""config.json (what the maker writes); board.json (what the board is) is read by ``App.setup``,
+state files by app.store.
 
 config.json::
 
@@ -26,7 +27,6 @@ import os
 from app.store import read_json, write_json
 
 CONFIG = "config.json"
-BOARD = "board.json"
 IDENTITY = ("wifi", "connection_string", "ca_file")
 
 # (name, default, low, high) for the numeric settings.
@@ -41,13 +41,6 @@ _NUMBERS = (
     ("report_interval", 300, 5, 86400),
     ("watchdog_ms", 60000, 0, 3600000),
 )
-
-
-def load_board():
-    board = read_json(BOARD, None)
-    if not isinstance(board, dict):
-        board = {}
-    return board
 
 
 def load():

@@ -67,6 +67,8 @@ class IoTHubClient(Session):
         ``time`` (Unix seconds); defaults to ``iothub.clock.SystemClock()``.
     :param jitter: ``f(max_ms) -> int`` in ``[0, max_ms]``; defaults to ``os.urandom``.
     :param log: ``f(level, text)``; messages above ``log_level`` are not even formatted.
+    :param reserved: what ``iothub.session.reserve()`` took at boot: the MQTT receive buffer
+        (``bufsize`` is then its length) and an empty TLS context the CA is loaded into.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class IoTHubClient(Session):
         log_level=WARNING,
         sock_factory=None,
         timeout=30,
+        reserved=None,
     ):
         if isinstance(connection_string, str):
             from iothub import transient
@@ -99,7 +102,7 @@ class IoTHubClient(Session):
             connection_string = transient("iothub.connstr").parse(connection_string)
         super().__init__(connection_string, ca, port, keepalive, token_ttl, renew_margin, queue_len, max_inflight,
                          bufsize, (min_backoff_ms, max_backoff_ms, jitter_ms), model_id, transport, clock, jitter,
-                         log, log_level, sock_factory, timeout)
+                         log, log_level, sock_factory, timeout, reserved)
         self._req_timeout = request_timeout_ms
         self._pending = Pending(8, self._clock.ticks_diff)
         self._twin = TwinState()
@@ -340,8 +343,8 @@ class IoTHubClient(Session):
         return upload_file(
             path,
             blob_name,
-            host=self._https_host,
-            hub_host=self._host,
+            host=self._cred[3],
+            hub_host=self._cred[0],
             device_id=self.device_id,
             token=self._make_token(self._clock.time() + self._ttl),
             ca=self._ssl,

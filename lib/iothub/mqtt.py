@@ -132,7 +132,8 @@ class MQTTClient:
     """MQTT 3.1.1 client; see the module docstring for what differs from ``umqtt.simple``.
 
     Extra keyword arguments (all optional): ``bufsize`` (receive buffer, the largest packet
-    handled whole), ``max_inflight`` (QoS 1 publishes awaiting PUBACK), ``sock_factory``
+    handled whole), ``buf`` (a bytearray to use as that buffer, allocated earlier: see
+    ``iothub.session.reserve``; ``bufsize`` is then its length), ``max_inflight`` (QoS 1 publishes awaiting PUBACK), ``sock_factory``
     (``f(host, port) -> stream``, replaces getaddrinfo/socket/connect: tests and proxies),
     ``timeout`` (seconds, for connect and blocking reads/writes). One client serves any number
     of connections (``connect()`` again after a drop), with the same buffers.
@@ -152,7 +153,10 @@ class MQTTClient:
         max_inflight=4,
         sock_factory=None,
         timeout=30,
+        buf=None,
     ):
+        if buf is not None:
+            bufsize = len(buf)
         if port == 0:
             port = 8883 if ssl else 1883
         if bufsize < 64:
@@ -182,7 +186,7 @@ class MQTTClient:
         self._connack = None
         self._blocking = None
         # Buffers for the life of the client; the header has its own 5 bytes.
-        self._buf = bytearray(bufsize)
+        self._buf = bytearray(bufsize) if buf is None else buf
         self._tx = bytearray(_TX)  # every packet that fits is built here: no garbage a message
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(5)

@@ -51,7 +51,7 @@ def _der_end(ca, i):
     return i + 2 + k + n
 
 
-def tls_context(ca):
+def tls_context(ca, ctx=None):
     """A client SSLContext that verifies the server against ``ca``: one or more DER
     certificates back to back (what ``boardkit provision`` writes as ``ca.der``).
 
@@ -60,7 +60,8 @@ def tls_context(ca):
     the port has a PEM parser (ESP32 yes, the unix port up to 1.28 no). CPython takes the same.
     Raises ``ConfigError`` for PEM, a truncated or invalid certificate, or a port whose ``ssl``
     cannot verify certificates at all (ESP8266's axTLS has no ``CERT_REQUIRED``). A context
-    already built (``IoTHubClient`` passes its own to ``upload_file``) is returned as it is.
+    already built (``IoTHubClient`` passes its own to ``upload_file``) is returned as it is;
+    ``ctx``, an empty one made earlier (``iothub.session.reserve``), is the one loaded.
     """
     if hasattr(ca, "wrap_socket"):
         return ca
@@ -73,7 +74,8 @@ def tls_context(ca):
     required = getattr(ssl, "CERT_REQUIRED", None)
     if required is None:
         raise ConfigError("this port's ssl cannot verify a server certificate")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ctx is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = required  # MicroPython's SSLContext verifies nothing unless told (CERT_NONE)
     if not isinstance(ca, bytes):
         ca = bytes(ca)  # load_verify_locations refuses a bytearray/memoryview on MicroPython

@@ -107,8 +107,25 @@ def _urandom_jitter(limit):
         return limit // 2
 
 
+def reserve(bufsize=2048, tls=True):
+    """The session's largest blocks, taken now: call it first thing at boot and pass the result
+    as ``IoTHubClient(reserved=...)``. MicroPython's GC does not compact: once start-up has
+    parsed its config and imported its modules, the heap is free in pieces (an ESP8266 app
+    found 14 KB free in no piece over 752 B), and the 2 KB MQTT receive buffer or the 3 KB TLS
+    context no longer fits. Returns ``(receive buffer, empty TLS context or None)``."""
+    ctx = None
+    if tls:
+        from iothub.net import ssl_module
+
+        ssl = ssl_module()
+        if hasattr(ssl, "SSLContext"):  # else tls_context says what this port lacks, later
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return bytearray(bufsize), ctx
+
+
 def default_transport(
-    client_id, server, port, user, password, keepalive, ssl, bufsize=2048, max_inflight=4, sock_factory=None, timeout=30
+    client_id, server, port, user, password, keepalive, ssl, bufsize=2048, max_inflight=4, sock_factory=None, timeout=30,
+    buf=None,
 ):
     """Build this library's MQTTClient (imported here so a user-supplied transport never loads it)."""
     from iothub.mqtt import MQTTClient
@@ -125,6 +142,7 @@ def default_transport(
         max_inflight=max_inflight,
         sock_factory=sock_factory,
         timeout=timeout,
+        buf=buf,
     )
 
 
@@ -135,7 +153,7 @@ class Session:
     is gone: what was waiting on it); no defaults, as each would cost a function object."""
 
     def __init__(self, cs, ca, port, keepalive, token_ttl, renew_margin, queue_len, max_inflight, bufsize,
-                 backoff, model_id, transport, clock, jitter, log, log_level, sock_factory, timeout):
+                 backoff, model_id, transport, clock, jitter, log, log_level, sock_factory, timeout, reserved):
         if ca is None and transport is None:
             raise ConfigError("ca is required: the server certificate must be verified")
         if renew_margin >= token_ttl:
@@ -144,32 +162,30 @@ class Session:
             raise ConfigError("keepalive must be 1..1177 s (IoT Hub's maximum)")
         from iothub.net import split_host_port
 
-        # What the session needs of the connection string, so its parser is not kept.
-        self._host = cs.host
-        self._https_host = cs.connect_host()
-        self._key = cs.key_bytes()
-        self._key_name = cs.key_name
+        # What the session needs of the connection string, so its parser is not kept: the
+        # token's (hub host, key, key name) and the HTTPS host. Tuples rather than attributes:
+        # each attribute grows the instance's table, a block that must be found whole.
+        https_host = cs.connect_host()
+        self._cred = (cs.host, cs.key_bytes(), cs.key_name, https_host)
         # As in azure-iot-device: a port in GatewayHostName/HostName is the HTTPS port (file
         # upload); MQTT goes to the same host on `port` (8883 unless told otherwise).
-        self._server = split_host_port(self._https_host, 443)[0]
-        self._port = port
-        # Built now, early in a young heap, like the MQTT client below: mbedTLS takes a 3 KB
-        # block for it, which a fragmented heap may no longer have at the first connect.
+        server = split_host_port(https_host, 443)[0]
+        # Built now, for the life of the session, like the MQTT client below: mbedTLS takes a
+        # 3 KB block for it, which a fragmented heap may no longer have at a later connect
+        # (or taken at boot: reserve()).
+        buf, ctx = reserved or (None, None)
         self._ssl = None
         if ca is not None:
             from iothub.net import tls_context
 
-            self._ssl = tls_context(ca)
+            self._ssl = tls_context(ca, ctx)
         self.device_id = cs.device_id
         self.module_id = cs.module_id
-        if cs.module_id:
-            self._client_id = cs.device_id + "/" + cs.module_id
-        else:
-            self._client_id = cs.device_id
-        user = cs.host + "/" + self._client_id + "/?api-version=" + API_VERSION
+        client_id = cs.device_id + "/" + cs.module_id if cs.module_id else cs.device_id
+        user = cs.host + "/" + client_id + "/?api-version=" + API_VERSION
         if model_id:
             user += "&model-id=" + topics.quote(model_id)
-        self._user = user
+        self._dial = (client_id, server, port, user)  # the transport's first arguments
         self._keepalive = keepalive
         self._ttl = token_ttl
         self._margin = renew_margin
@@ -185,8 +201,8 @@ class Session:
             # an ESP8266 app's first connect fail with 14 KB free in pieces, and would make a
             # reconnect fail hours later.
             mqtt = default_transport(
-                self._client_id, self._server, port, user, None, keepalive, None, bufsize, max_inflight,
-                sock_factory, timeout,
+                client_id, server, port, user, None, keepalive, None, bufsize, max_inflight,
+                sock_factory, timeout, buf,
             )
 
             def transport(cid, server, port, user, password, keepalive, ssl):
@@ -295,8 +311,8 @@ class Session:
 
     def _make_token(self, expiry):
         sas = transient("iothub.sas")
-        return sas.token(sas.resource_uri(self._host, self.device_id, self.module_id), self._key, expiry,
-                         self._key_name)
+        host, key, key_name, _ = self._cred
+        return sas.token(sas.resource_uri(host, self.device_id, self.module_id), key, expiry, key_name)
 
     def _delay_ms(self, elapsed=0):
         retry = transient("iothub.retry")
@@ -320,9 +336,8 @@ class Session:
         m = None
         connecting = True  # CONNACK codes only mean something while connecting
         try:
-            m = self._transport(
-                self._client_id, self._server, self._port, self._user, self._token(), self._keepalive, self._ssl
-            )
+            dial = self._dial
+            m = self._transport(dial[0], dial[1], dial[2], dial[3], self._token(), self._keepalive, self._ssl)
             m.set_callback(self._on_message)
             if hasattr(m, "set_puback_callback"):
                 m.set_puback_callback(self._on_puback)

@@ -135,6 +135,24 @@ def test_outage_reconnect_resync_and_queue(hub, device):
     assert "while-down" in bodies
 
 
+def test_blocks_reserved_at_boot_are_the_sessions_buffer_and_tls_context(hub, device):
+    from iothub.session import reserve
+
+    reserved = reserve(1536)
+    c = device(reserved=reserved, bufsize=4096)
+    got = []
+    c.on_c2d(lambda body, props: got.append(body))
+    c.connect()
+    # The CA went into the context taken at boot, and the receive buffer is the one set aside
+    # (its length, not bufsize, is the largest packet handled whole).
+    assert c._ssl is reserved[1] and c._mqtt._buf is reserved[0] and len(c._mqtt._buf) == 1536
+    assert c.send_telemetry(b"over the reserved blocks")
+    hub.send_c2d(device.name, "x" * 1000)
+    poll_until(c, lambda: got and c.stats()["inflight"] == 0)
+    assert got == [b"x" * 1000]
+    assert [m["body"] for m in hub.wait_telemetry(device.name, 1)] == ["over the reserved blocks"]
+
+
 def test_telemetry_properties_a_topic_built_once_for_a_tuple_and_each_time_for_a_dict(hub, device):
     c = device()
     c.connect()
