@@ -340,17 +340,26 @@ class IoTHubClient(Session):
         gc.collect()
         from iothub.upload import upload_file
 
-        return upload_file(
-            path,
-            blob_name,
-            host=self._cred[3],
-            hub_host=self._cred[0],
-            device_id=self.device_id,
-            token=self._make_token(self._clock.time() + self._ttl),
-            ca=self._ssl,
-            chunk_size=chunk_size,
-            progress=progress,
-            clock=self._clock,
-            jitter=self._jitter,
-            **kw
-        )
+        # The upload blocks the session, which reads nothing meanwhile: its receive buffer is
+        # the upload's, rather than a second 2 KB block from a fragmented heap.
+        m = self._mqtt
+        lent = m.lend(True) if hasattr(m, "lend") else None
+        try:
+            return upload_file(
+                path,
+                blob_name,
+                host=self._cred[3],
+                hub_host=self._cred[0],
+                device_id=self.device_id,
+                token=self._make_token(self._clock.time() + self._ttl),
+                ca=self._ssl,
+                chunk_size=chunk_size,
+                progress=progress,
+                clock=self._clock,
+                jitter=self._jitter,
+                buffer=lent,
+                **kw
+            )
+        finally:
+            if lent is not None:
+                m.lend(False)

@@ -185,6 +185,7 @@ class MQTTClient:
         self._subacks = {}  # pid -> granted code, filled when a SUBACK arrives
         self._connack = None
         self._blocking = None
+        self._lent = False
         # Buffers for the life of the client; the header has its own 5 bytes.
         self._buf = bytearray(bufsize) if buf is None else buf
         self._tx = bytearray(_TX)  # every packet that fits is built here: no garbage a message
@@ -386,14 +387,26 @@ class MQTTClient:
 
     def check_msg(self):
         """Handle every packet already available without blocking; return the type of the last
-        one handled, or None if none was complete."""
+        one handled, or None if none was complete (nothing is read while the buffer is lent)."""
         last = None
-        while self.sock is not None:
+        while self.sock is not None and not self._lent:
             t = self._next_packet(False)
             if t is None:
                 break
             last = t
         return last
+
+    def lend(self, on):
+        """``lend(True)``: the receive buffer, for another job that runs between reads (a file
+        upload), if no packet is half read into it, else None; reading stops until
+        ``lend(False)``. Unread packets wait in the socket meanwhile."""
+        if not on:
+            self._lent = False
+            return None
+        if self._state != _HEADER or self._hn:
+            return None
+        self._lent = True
+        return self._buf
 
     def _reset_reader(self):
         self._state = _HEADER

@@ -109,10 +109,11 @@ def _urandom_jitter(limit):
 
 def reserve(bufsize=2048, tls=True):
     """The session's largest blocks, taken now: call it first thing at boot and pass the result
-    as ``IoTHubClient(reserved=...)``. MicroPython's GC does not compact: once start-up has
-    parsed its config and imported its modules, the heap is free in pieces (an ESP8266 app
-    found 14 KB free in no piece over 752 B), and the 2 KB MQTT receive buffer or the 3 KB TLS
-    context no longer fits. Returns ``(receive buffer, empty TLS context or None)``."""
+    as ``IoTHubClient(reserved=...)``, when start-up does much before it builds the client.
+    MicroPython's GC does not compact: once start-up has parsed its config and imported its
+    modules, the heap may be free in pieces only (an ESP8266 app found 14 KB free in no piece
+    over 752 B), and the 2 KB MQTT receive buffer or the 3 KB TLS context no longer fits.
+    Returns ``(receive buffer, empty TLS context or None)``."""
     ctx = None
     if tls:
         from iothub.net import ssl_module

@@ -77,6 +77,7 @@ def upload_file(
     sock_factory=None,
     timeout=30,
     port=443,
+    buffer=None,
 ):
     """Upload the file at ``path`` as ``blob_name``; returns the notification sent to the hub.
 
@@ -89,6 +90,9 @@ def upload_file(
     :param chunk_size: block size in bytes (from the board profile): fewer, bigger blocks are
         fewer round trips; it costs no memory.
     :param buffer_size: the piece a block is read and sent in: the one buffer that is allocated.
+    :param buffer: a bytearray to use instead of allocating that one (``IoTHubClient`` lends
+        its idle MQTT receive buffer, so an upload needs no 2 KB block of a fragmented heap);
+        the piece is then what fits beside the request head.
     :param progress: ``f(sent_bytes, total_bytes)`` after each block.
     :returns: dict ``correlationId``, ``isSuccess``, ``statusCode``, ``statusDescription``,
         ``blobName``, ``bytes``, ``notified`` (False if the notification itself failed),
@@ -164,7 +168,7 @@ def upload_file(
         try:
             status, desc, sent = _put_blocks(
                 path, total, blob_path, HTTPConnection(bhost, bport, bctx, timeout, sock_factory, 512),
-                chunk_size, buffer_size, progress, clock, jitter, retries, min_backoff_ms, max_backoff_ms,
+                chunk_size, buffer_size, progress, clock, jitter, retries, min_backoff_ms, max_backoff_ms, buffer,
             )
         except Exception as e:
             # Whatever killed the upload (MemoryError, a progress callback, a failure no retry
@@ -208,7 +212,7 @@ def _read_exactly(f, view, n):
 
 
 def _put_blocks(path, total, blob_path, conn, chunk_size, buffer_size, progress, clock, jitter, retries,
-                min_ms, max_ms):
+                min_ms, max_ms, lent=None):
     """Put every block and the block list; returns ``(status, description, bytes_sent)``.
 
     A block of ``chunk_size`` bytes leaves in pieces of ``buffer_size`` through one small buffer,
@@ -223,10 +227,14 @@ def _put_blocks(path, total, blob_path, conn, chunk_size, buffer_size, progress,
         blocks.block_list_length(blocks.MAX_BLOCKS),
     )
     piece = buffer_size if buffer_size < chunk_size else chunk_size
-    size = room + piece
-    if size < len(list_head) + 64:
-        size = len(list_head) + 64
-    buf = bytearray(size)  # the only buffer: head room + one piece
+    least = len(list_head) + 64
+    if lent is not None and len(lent) >= least and len(lent) >= room + 64:
+        buf = lent  # the only buffer: head room + one piece
+        if piece > len(buf) - room:
+            piece = len(buf) - room
+    else:
+        size = room + piece
+        buf = bytearray(size if size > least else least)
     mv = memoryview(buf)
     data = mv[room : room + piece]
 

@@ -192,6 +192,33 @@ def test_file_upload_into_blob_storage(hub, device, tmp_path):
     assert note["isSuccess"] is True and note["correlationId"] == result["correlationId"]
 
 
+def test_an_upload_borrows_the_idle_mqtt_buffer_and_the_session_reads_on_after_it(hub, device, tmp_path):
+    c = device(bufsize=2048)
+    got = []
+    c.on_c2d(lambda body, props: got.append(body))
+    c.connect()
+    data = os.urandom(20000)
+    path = tmp_path / "log.bin"
+    path.write_bytes(data)
+    seen = []
+
+    def progress(sent, total):
+        # Mid-upload: the buffer is lent and a poll reads nothing into it, while a C2D message
+        # sent now waits in the socket.
+        if not seen:
+            hub.send_c2d(device.name, "during the upload")
+            time.sleep(0.3)
+        seen.append(c._mqtt._lent)
+        c.poll()
+
+    result = c.upload_file(str(path), "lent.bin", progress=progress, chunk_size=4096)
+    assert result["isSuccess"], result
+    assert seen and all(seen) and not c._mqtt._lent and got == []
+    assert hub.read_blob(device.name + "/lent.bin") == data
+    poll_until(c, lambda: got)
+    assert got == [b"during the upload"] and c.is_connected()
+
+
 def test_a_hub_certificate_from_another_ca_is_refused(hub, device, pki):
     from iothub.errors import TLSError
 

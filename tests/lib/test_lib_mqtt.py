@@ -162,6 +162,25 @@ def test_publish_split_across_several_reads():
     assert sock.take_sent() == bytes.fromhex("40020007")  # PUBACK with the same id
 
 
+def test_the_receive_buffer_is_lent_only_between_packets_and_nothing_is_read_meanwhile():
+    c, sock = connected()
+    got = []
+    c.set_callback(lambda t, m: got.append(m))
+    packet = bytes.fromhex("3008" "0003612f62" "686921")  # QoS 0 "a/b" "hi!"
+    sock.feed(packet[:4])
+    assert c.check_msg() is None
+    assert c.lend(True) is None  # half a packet is in the buffer: not lent
+    sock.feed(packet[4:])
+    assert c.check_msg() == 0x30 and got == [b"hi!"]
+    buf = c.lend(True)
+    assert buf is c._buf
+    buf[:] = b"\xff" * len(buf)  # the borrower scribbles over it
+    sock.feed(packet)
+    assert c.check_msg() is None and got == [b"hi!"]  # lent: the packet waits in the socket
+    c.lend(False)
+    assert c.check_msg() == 0x30 and got == [b"hi!", b"hi!"]
+
+
 def test_two_packets_in_one_read():
     c, sock = connected()
     got = []
