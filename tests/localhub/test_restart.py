@@ -45,3 +45,27 @@ def test_restart_keeps_registry_twins_and_c2d(hub: HubProcess) -> None:
     view = json.loads(client.expect(Publish).payload)
     assert view["reported"] == {"fw": "2.1", "$version": 2}
     client.close()
+
+
+def test_a_state_folder_from_before_persistent_sessions_keeps_its_c2d_subscriptions(tmp_path) -> None:
+    import sqlite3
+
+    from localhub.store import Store
+
+    path = tmp_path / "hub.sqlite3"
+    old = sqlite3.connect(str(path))
+    old.execute("CREATE TABLE devices (device_id TEXT PRIMARY KEY, primary_key TEXT NOT NULL,"
+                " secondary_key TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'enabled', status_reason TEXT,"
+                " status_updated TEXT NOT NULL, generation_id TEXT NOT NULL, etag_counter INTEGER NOT NULL"
+                " DEFAULT 1, twin TEXT NOT NULL, c2d_subscribed INTEGER NOT NULL DEFAULT 0, last_activity TEXT)")
+    for device_id, flag in (("subscribed", 1), ("not", 0)):
+        old.execute("INSERT INTO devices VALUES (?, 'k1', 'k2', 'enabled', NULL, 't', 'g', 1, '{}', ?, NULL)",
+                    (device_id, flag))
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        assert store.subscriptions("subscribed") == {"c2d": 1} and store.subscriptions("not") == {}
+        assert store.get_device("subscribed").twin == {}  # the device rows still read
+    finally:
+        store.close()

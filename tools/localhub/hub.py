@@ -91,43 +91,35 @@ class Hub:
 
     # --- session lifecycle -----------------------------------------------------------------
     def session_opened(self, session: DeviceSession, clean_session: bool) -> bool:
-        """Register a new connection (dropping an older one); return MQTT session-present."""
+        """Register a new connection (dropping an older one); return MQTT session-present.
+
+        IoT Hub keeps a clean-session-0 device's subscriptions across connections and restarts
+        (the official SDKs reconnect without subscribing again: after a token renewal their
+        methods, desired patches and twin responses depend on it). A clean session drops them."""
         self.sessions.attach(session)
         self.registry.mark_connection(session.device_id)
         self.registry.touch(session.device_id)
-        dev = self.store.get_device(session.device_id)
-        if dev is None:
-            return False
         if clean_session:
-            if dev.c2d_subscribed:
-                dev.c2d_subscribed = False
-                self.store.save_device(dev)
+            self.store.save_subscriptions(session.device_id, {})
             return False
-        if dev.c2d_subscribed:
-            # The C2D subscription survives a clean-session-0 reconnect: restore it.
-            session.subscriptions.setdefault("c2d", 1)
-            return True
-        return False
+        kept = self.store.subscriptions(session.device_id)
+        for kind, qos in kept.items():
+            session.subscriptions.setdefault(kind, qos)
+        return bool(kept)
 
     def session_ready(self, session: DeviceSession) -> None:
         """After CONNACK: deliver what a restored subscription is owed."""
         self.c2d.deliver(session)
 
     def subscribed(self, session: DeviceSession, kinds: list[str], clean_session: bool) -> None:
+        if kinds and not clean_session:
+            self.store.save_subscriptions(session.device_id, session.subscriptions)
         if "c2d" in kinds:
-            if not clean_session:
-                dev = self.store.get_device(session.device_id)
-                if dev is not None and not dev.c2d_subscribed:
-                    dev.c2d_subscribed = True
-                    self.store.save_device(dev)
             self.c2d.deliver(session)
 
-    def unsubscribed(self, session: DeviceSession, kinds: list[str]) -> None:
-        if "c2d" in kinds:
-            dev = self.store.get_device(session.device_id)
-            if dev is not None and dev.c2d_subscribed:
-                dev.c2d_subscribed = False
-                self.store.save_device(dev)
+    def unsubscribed(self, session: DeviceSession, kinds: list[str], clean_session: bool) -> None:
+        if kinds and not clean_session:
+            self.store.save_subscriptions(session.device_id, session.subscriptions)
 
     def session_closed(self, session: DeviceSession) -> None:
         self.c2d.session_closed(session)

@@ -188,7 +188,7 @@ class MqttConnection:
             for kind in kinds:
                 self.subscriptions.pop(kind, None)
             self._write(encode(Unsuback(packet.packet_id)))
-            self.hub.unsubscribed(self, kinds)
+            self.hub.unsubscribed(self, kinds, self.clean_session)
         elif isinstance(packet, Pingreq):
             self._write(encode(Pingresp()))
         elif isinstance(packet, Disconnect):

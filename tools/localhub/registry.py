@@ -81,7 +81,7 @@ class Registry:
             device_id=device_id, primary_key=primary_key, secondary_key=secondary_key,
             status=status, status_reason=status_reason, status_updated=iso_now(now),
             generation_id=str(uuid.uuid4().int)[:18], etag_counter=1, twin=new_twin(now),
-            c2d_subscribed=False, last_activity=None,
+            last_activity=None,
         )
         try:
             self.store.insert_device(dev)

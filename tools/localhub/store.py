@@ -1,4 +1,5 @@
-"""SQLite persistence of the hub: devices (with keys and twin), pending C2D, recent telemetry.
+"""SQLite persistence of the hub: devices (with keys and twin), the subscriptions of persistent
+(clean session 0) MQTT sessions, pending C2D, recent telemetry.
 
 One file, ``hub.sqlite3`` in the state folder, in WAL mode so the CLI can create devices while a
 hub is serving. Every write commits at once: a hub killed with SIGKILL loses nothing acknowledged.
@@ -24,8 +25,13 @@ CREATE TABLE IF NOT EXISTS devices (
     generation_id TEXT NOT NULL,
     etag_counter INTEGER NOT NULL DEFAULT 1,
     twin TEXT NOT NULL,
-    c2d_subscribed INTEGER NOT NULL DEFAULT 0,
     last_activity TEXT
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    PRIMARY KEY (device_id, kind)
 );
 CREATE TABLE IF NOT EXISTS c2d (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,7 +68,6 @@ class DeviceRow:
     generation_id: str
     etag_counter: int
     twin: dict[str, Any]
-    c2d_subscribed: bool
     last_activity: str | None
 
 
@@ -100,7 +105,16 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
         self._telemetry_writes = 0
+
+    def _migrate(self) -> None:
+        # State folders from before persistent sessions kept only a C2D flag per device.
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(devices)")}
+        if "c2d_subscribed" in columns:
+            self.db.execute("INSERT OR IGNORE INTO subscriptions SELECT device_id, 'c2d', 1 FROM devices"
+                            " WHERE c2d_subscribed=1")
+            self.db.execute("ALTER TABLE devices DROP COLUMN c2d_subscribed")
 
     def close(self) -> None:
         self.db.close()
@@ -113,17 +127,17 @@ class Store:
             secondary_key=row["secondary_key"], status=row["status"],
             status_reason=row["status_reason"], status_updated=row["status_updated"],
             generation_id=row["generation_id"], etag_counter=row["etag_counter"],
-            twin=json.loads(row["twin"]), c2d_subscribed=bool(row["c2d_subscribed"]),
-            last_activity=row["last_activity"],
+            twin=json.loads(row["twin"]), last_activity=row["last_activity"],
         )
 
     def insert_device(self, dev: DeviceRow) -> None:
         try:
             self.db.execute(
-                "INSERT INTO devices VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO devices (device_id, primary_key, secondary_key, status, status_reason,"
+                " status_updated, generation_id, etag_counter, twin, last_activity) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (dev.device_id, dev.primary_key, dev.secondary_key, dev.status, dev.status_reason,
                  dev.status_updated, dev.generation_id, dev.etag_counter, json.dumps(dev.twin),
-                 int(dev.c2d_subscribed), dev.last_activity),
+                 dev.last_activity),
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"device {dev.device_id!r} already exists") from exc
@@ -131,11 +145,10 @@ class Store:
     def save_device(self, dev: DeviceRow) -> None:
         self.db.execute(
             "UPDATE devices SET primary_key=?, secondary_key=?, status=?, status_reason=?,"
-            " status_updated=?, etag_counter=?, twin=?, c2d_subscribed=?, last_activity=?"
+            " status_updated=?, etag_counter=?, twin=?, last_activity=?"
             " WHERE device_id=?",
             (dev.primary_key, dev.secondary_key, dev.status, dev.status_reason, dev.status_updated,
-             dev.etag_counter, json.dumps(dev.twin), int(dev.c2d_subscribed), dev.last_activity,
-             dev.device_id),
+             dev.etag_counter, json.dumps(dev.twin), dev.last_activity, dev.device_id),
         )
 
     def get_device(self, device_id: str) -> DeviceRow | None:
@@ -150,7 +163,22 @@ class Store:
     def delete_device(self, device_id: str) -> bool:
         cur = self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
         self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,))
+        self.db.execute("DELETE FROM subscriptions WHERE device_id=?", (device_id,))
         return cur.rowcount > 0
+
+    # --- persistent sessions ---------------------------------------------------------------
+    def subscriptions(self, device_id: str) -> dict[str, int]:
+        """The subscriptions (kind -> granted QoS) a clean-session-0 device left behind."""
+        rows = self.db.execute("SELECT kind, qos FROM subscriptions WHERE device_id=?", (device_id,))
+        return {row["kind"]: row["qos"] for row in rows}
+
+    def save_subscriptions(self, device_id: str, subscriptions: dict[str, int]) -> None:
+        """Replace what is kept for ``device_id`` (empty: a clean session, nothing kept)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM subscriptions WHERE device_id=?", (device_id,))
+            self.db.executemany("INSERT INTO subscriptions VALUES (?,?,?)",
+                                [(device_id, kind, qos) for kind, qos in subscriptions.items()])
 
     # --- cloud-to-device -------------------------------------------------------------------
     def add_c2d(self, device_id: str, message_id: str, body: bytes, properties: dict[str, str],
