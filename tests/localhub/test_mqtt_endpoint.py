@@ -298,3 +298,22 @@ def test_token_expiry_and_keepalive_close_the_connection(module_hub: HubProcess)
     assert client.closed_by_hub(timeout=6)
     assert 1.2 < time.monotonic() - started < 3.5  # 1.5 x keepalive
     client.close()
+
+
+def test_a_graceful_disconnect_is_no_error(module_hub: HubProcess) -> None:
+    """DISCONNECT closes the connection cleanly: no handler failure in the hub's log (a closed
+    TLS transport's write buffer was read after it and raised, for a third of disconnects)."""
+    from localhub.mqtt_codec import Disconnect
+
+    hub = module_hub
+    hub.create_device("polite")
+    before = hub.log_path.read_text(errors="replace").count("connection handler failed")
+    for _ in range(20):
+        client = connect_device(hub, "polite")
+        client.send_packet(Disconnect())
+        client.close()  # at once, as the official SDK does
+        deadline = time.monotonic() + 5
+        while hub.client.get_device("polite")["connectionState"] != "Disconnected":
+            assert time.monotonic() < deadline, "the hub did not see the disconnect"
+            time.sleep(0.02)
+    assert hub.log_path.read_text(errors="replace").count("connection handler failed") == before

@@ -166,6 +166,9 @@ class MqttConnection:
                 return
             self.hub.registry.touch(self.device_id)
             self._handle(packet)
+            if self.closed:
+                # DISCONNECT (or a refusal) closed it: its TLS transport is gone.
+                return
             if self.writer.transport.get_write_buffer_size() > 1024 * 1024:
                 await self.writer.drain()
 
