@@ -81,6 +81,7 @@ def _decode_payload(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        # Not JSON: hand it over as text rather than failing the caller's request.
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # Not JSON (or nested past the parser's stack): hand it over as text rather than failing
+        # the caller's request.
         return raw.decode("utf-8", "replace")

@@ -110,6 +110,8 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad_request("request body is not valid JSON") from exc
+    except RecursionError as exc:  # nested past the parser's stack
+        raise bad_request("request body is nested too deeply") from exc
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -88,6 +88,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise TwinError("malformed JSON") from exc
+    except RecursionError as exc:  # nested past the parser's stack: far past IoT Hub's limit
+        raise TwinError(f"twin nesting deeper than {MAX_DEPTH} levels") from exc
     if not isinstance(doc, dict):
         raise TwinError("JSON body must be an object")
     return doc
