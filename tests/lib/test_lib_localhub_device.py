@@ -259,3 +259,9 @@ def test_a_silent_server_times_out_instead_of_hanging():
     finally:
         server.close()
         net.use()
+
+
+def test_the_model_id_the_agent_announces_lands_in_the_twin(hub, device):
+    c = device(model_id="dtmi:com:example:SensorNode;2")
+    c.connect()
+    assert hub.get_twin(device.name)["modelId"] == "dtmi:com:example:SensorNode;2"

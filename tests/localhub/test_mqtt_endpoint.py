@@ -320,3 +320,31 @@ def test_a_graceful_disconnect_is_no_error(module_hub: HubProcess) -> None:
             assert time.monotonic() < deadline, "the hub did not see the disconnect"
             time.sleep(0.02)
     assert hub.log_path.read_text(errors="replace").count("connection handler failed") == before
+
+
+def test_a_will_is_sent_as_telemetry_when_the_link_breaks_and_not_after_disconnect(module_hub: HubProcess) -> None:
+    from localhub.mqtt_codec import Disconnect
+
+    hub = module_hub
+    hub.create_device("willing")
+    key = hub.device_key("willing")
+
+    def connect_with_will(payload: bytes) -> RawClient:
+        client = raw(hub)
+        client.send_packet(Connect("willing", f"{hub.hostname}/willing/{API}",
+                                   device_token(hub.hostname, "willing", key).encode(), 60, True,
+                                   will_topic="devices/willing/messages/events/kind=lastgasp",
+                                   will_payload=payload))
+        assert client.recv().return_code == 0
+        return client
+
+    polite = connect_with_will(b"said goodbye")
+    polite.send_packet(Disconnect())
+    polite.close()
+    broken = connect_with_will(b"power lost")
+    broken.sock.close()  # no DISCONNECT: the link just ends
+    (will,) = hub.wait_telemetry("willing", 1, 10)
+    assert will["body"] == "power lost"
+    assert will["properties"] == {"kind": "lastgasp", "iothub-MessageType": "Will"}
+    time.sleep(0.5)
+    assert [m["body"] for m in hub.telemetry("willing")] == ["power lost"]

@@ -133,6 +133,35 @@ def test_method_to_offline_device_is_404(module_hub: HubProcess, registry) -> No
     assert err.value.response.status_code == 404
 
 
+def test_a_method_waits_connect_timeout_for_an_offline_device(module_hub: HubProcess, registry) -> None:
+    import threading
+    import time
+
+    cs = module_hub.create_device("sdk-late")
+    client = IoTHubDeviceClient.create_from_connection_string(
+        module_hub.sdk_connection_string(cs), server_verification_cert=module_hub.ca_pem)
+
+    def come_online() -> None:
+        time.sleep(2)
+        # Setting a handler connects the SDK and subscribes it to methods.
+        client.on_method_request_received = lambda request: client.send_method_response(
+            MethodResponse.create_from_method_request(request, 200, {"late": True}))
+
+    started = time.monotonic()
+    threading.Thread(target=come_online, daemon=True).start()
+    try:
+        result = registry.invoke_device_method("sdk-late", CloudToDeviceMethod(
+            method_name="wake", payload={}, response_timeout_in_seconds=10, connect_timeout_in_seconds=20))
+        assert result.status == 200 and result.payload == {"late": True}
+        assert time.monotonic() - started >= 2  # it waited for the device
+    finally:
+        client.shutdown()
+    with pytest.raises(HttpOperationError) as err:  # IoT Hub's range is 0..300
+        registry.invoke_device_method("sdk-late", CloudToDeviceMethod(
+            method_name="wake", payload={}, response_timeout_in_seconds=10, connect_timeout_in_seconds=301))
+    assert err.value.response.status_code == 400
+
+
 def test_registry_crud_and_paged_query(module_hub: HubProcess, registry) -> None:
     created = registry.create_device_with_sas("sdk-crud", "", "", "enabled")
     assert created.device_id == "sdk-crud" and created.authentication.symmetric_key.primary_key
@@ -165,3 +194,43 @@ def test_service_rejects_a_wrong_policy_key(module_hub: HubProcess, monkeypatch)
     with pytest.raises(HttpOperationError) as err:
         IoTHubRegistryManager.from_connection_string(bad).get_devices()
     assert err.value.response.status_code == 401
+
+
+def test_model_id_announced_by_the_device_and_iot_edge_set_in_the_registry(module_hub: HubProcess, registry) -> None:
+    cs = module_hub.create_device("sdk-pnp")
+    client = IoTHubDeviceClient.create_from_connection_string(
+        module_hub.sdk_connection_string(cs), server_verification_cert=module_hub.ca_pem,
+        product_info="dtmi:com:example:Thermostat;1")  # the SDK puts it in the user name as model-id
+    client.connect()
+    try:
+        # azure-iot-hub's Twin model predates modelId: read the service API's JSON itself.
+        assert module_hub.get_twin("sdk-pnp")["modelId"] == "dtmi:com:example:Thermostat;1"
+    finally:
+        client.shutdown()
+    assert module_hub.get_twin("sdk-pnp")["modelId"] == "dtmi:com:example:Thermostat;1"  # kept offline
+    assert registry.get_device("sdk-pnp").capabilities.iot_edge is False
+    created = registry.create_device_with_sas("sdk-edge", None, None, "enabled", iot_edge=True)
+    assert created.capabilities.iot_edge is True
+    assert registry.get_device("sdk-edge").capabilities.iot_edge is True
+    assert registry.get_twin("sdk-edge").capabilities.iot_edge is True
+    device = registry.get_device("sdk-edge")
+    registry.update_device_with_sas("sdk-edge", device.etag, None, None, "enabled", iot_edge=False)
+    assert registry.get_device("sdk-edge").capabilities.iot_edge is False
+
+
+def test_what_the_local_hub_does_not_offer_is_refused_in_iot_hubs_json(module_hub: HubProcess, registry) -> None:
+    module_hub.create_device("sdk-nomodules")
+    # Module identities and configurations are not offered: the service SDK still gets IoT Hub's
+    # JSON error (ErrorCode in Message), not a plain-text page.
+    for call in (lambda: registry.get_modules("sdk-nomodules"),
+                 lambda: registry.get_module("sdk-nomodules", "m1")):
+        with pytest.raises(HttpOperationError) as err:
+            call()
+        response = err.value.response
+        assert response.status_code == 404
+        assert response.json()["Message"].startswith("ErrorCode:NotFound;")
+    from localhub.client import HubRequestError
+
+    with pytest.raises(HubRequestError) as wrong:
+        module_hub.client.request("DELETE", "/statistics/devices")
+    assert (wrong.value.status, wrong.value.code) == (405, "MethodNotAllowed")

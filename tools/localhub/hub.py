@@ -59,8 +59,9 @@ class Hub:
         return cls(Store(db_path), names, policies, clock)
 
     # --- device authentication -------------------------------------------------------------
-    def authenticate(self, connect: Connect) -> tuple[str, int]:
-        """Check a CONNECT against the registry; return (device id, token expiry)."""
+    def authenticate(self, connect: Connect) -> tuple[str, int, str | None]:
+        """Check a CONNECT against the registry; return (device id, token expiry, the Plug and
+        Play model id the user name announces, if any)."""
         if connect.protocol_name != "MQTT" or connect.protocol_level != 4:
             raise ConnectRefused(CONNACK_BAD_PROTOCOL, "only MQTT 3.1.1 is supported")
         device_id = connect.client_id
@@ -87,10 +88,11 @@ class Hub:
                                              self.names, self.clock())
         except auth.AuthError as exc:
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, str(exc)) from exc
-        return device_id, token.expiry
+        model_id = params.get("model-id", [None])[0]
+        return device_id, token.expiry, model_id
 
     # --- session lifecycle -----------------------------------------------------------------
-    def session_opened(self, session: DeviceSession, clean_session: bool) -> bool:
+    def session_opened(self, session: DeviceSession, clean_session: bool, model_id: str | None = None) -> bool:
         """Register a new connection (dropping an older one); return MQTT session-present.
 
         IoT Hub keeps a clean-session-0 device's subscriptions across connections and restarts
@@ -99,6 +101,8 @@ class Hub:
         self.sessions.attach(session)
         self.registry.mark_connection(session.device_id)
         self.registry.touch(session.device_id)
+        if model_id:
+            self.registry.record_model_id(session.device_id, model_id)
         if clean_session:
             self.store.save_subscriptions(session.device_id, {})
             return False

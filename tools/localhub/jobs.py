@@ -50,8 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import query
 from .errors import HubError, bad_request
 from .jobstore import DeviceJobRow, JobRow, JobStore
-from .methods import MAX_PAYLOAD, check_timeout
-from .topics import SUB_METHODS
+from .methods import MAX_CONNECT_TIMEOUT, MAX_PAYLOAD, check_timeout
 from .twin import TwinError, iso_now, strip_read_only, validate_section
 
 if TYPE_CHECKING:
@@ -69,9 +68,7 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9\-._:@$'()!*,=%+]{1,128}$")
 DEFAULT_MAX_EXECUTION = 3600
 MAX_EXECUTION_LIMIT = 7 * 24 * 3600
-MAX_CONNECT_TIMEOUT = 300
 DEFAULT_CONCURRENCY = 100
-CONNECT_POLL = 0.25  # how often a device awaited by connectTimeoutInSeconds is looked for
 
 
 def parse_time(value: Any, what: str) -> float:
@@ -436,16 +433,9 @@ class JobService:
 
     async def _invoke(self, job: JobRow, device_id: str) -> dict[str, Any]:
         spec = job.spec["cloudToDeviceMethod"]
-        connect_deadline = self.clock() + spec.get("connectTimeoutInSeconds", 0)
-        # IoT Hub waits up to connectTimeoutInSeconds for an offline device to connect.
-        while not self._online(device_id) and self.clock() < connect_deadline:
-            await asyncio.sleep(CONNECT_POLL)
         return await self.hub.methods.invoke(device_id, spec["methodName"], spec.get("payload"),
-                                             spec["responseTimeoutInSeconds"])
-
-    def _online(self, device_id: str) -> bool:
-        session = self.hub.sessions.get(device_id)
-        return session is not None and SUB_METHODS in session.subscriptions
+                                             spec["responseTimeoutInSeconds"],
+                                             spec.get("connectTimeoutInSeconds", 0))
 
     def _update_twin(self, job: JobRow, device_id: str) -> None:
         spec = dict(job.spec["updateTwin"])

@@ -8,7 +8,9 @@ Rules enforced (IoT Hub's, see DESIGN.md section 3):
   device's namespace, on a malformed or oversized packet, and when a newer connection of the same
   device arrives;
 - at most 5 subscriptions, only the IoT Hub topic filters; other filters get SUBACK 0x80;
-- twin and method responses go only to this connection (topics carry no device id).
+- twin and method responses go only to this connection (topics carry no device id);
+- a Will on the device's telemetry topic is sent as telemetry (``iothub-MessageType: Will``)
+  when the connection ends without a DISCONNECT; a Will on any other topic is ignored.
 A fault in one connection never reaches another: every handler failure closes only its own.
 """
 
@@ -54,6 +56,9 @@ class MqttConnection:
         self._next_pid = 0
         self._inflight_out: set[int] = set()
         self._expiry_handle: asyncio.TimerHandle | None = None
+        # (property bag, payload) of a Will on the device's telemetry topic: sent as telemetry
+        # if the connection ends without a DISCONNECT, as IoT Hub does.
+        self._will: tuple[dict[str, str | None], bytes] | None = None
         self._parser = PacketReader(MAX_PACKET)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -129,7 +134,30 @@ class MqttConnection:
         finally:
             self.close(self.close_reason or "done")
             if self.device_id:
+                self._send_will()
                 self.hub.session_closed(self)
+
+    def _will_of(self, connect: Connect) -> tuple[dict[str, str | None], bytes] | None:
+        if connect.will_topic is None:
+            return None
+        try:
+            telemetry = topics.parse_telemetry(connect.will_topic, self.device_id)
+        except topics.TopicError:
+            telemetry = None
+        if telemetry is None:
+            log.info("%s: Will on %r ignored (IoT Hub forwards only a telemetry topic)",
+                     self.device_id, connect.will_topic[:80])
+            return None
+        return telemetry.properties, connect.will_payload or b""
+
+    def _send_will(self) -> None:
+        will, self._will = self._will, None
+        if will is None or self.close_reason == "hub shutting down":
+            return
+        bag, payload = will
+        if len(payload) > MAX_MESSAGE:
+            return
+        self.hub.telemetry.record(self.device_id, payload, {**bag, "iothub-MessageType": "Will"})
 
     async def _serve(self) -> None:
         first = await self._read_packet(CONNECT_TIMEOUT)
@@ -140,7 +168,7 @@ class MqttConnection:
             self.close("first packet was not CONNECT")
             return
         try:
-            device_id, expiry = self.hub.authenticate(first)
+            device_id, expiry, model_id = self.hub.authenticate(first)
         except ConnectRefused as exc:
             log.info("refused CONNECT from %s (client id %r): %s", self.peer,
                      first.client_id[:64], exc)
@@ -150,7 +178,8 @@ class MqttConnection:
             return
         self.device_id = device_id
         self.clean_session = first.clean_session
-        session_present = self.hub.session_opened(self, first.clean_session)
+        self._will = self._will_of(first)
+        session_present = self.hub.session_opened(self, first.clean_session, model_id)
         self._write(encode(Connack(session_present, CONNACK_ACCEPTED)))
         loop = asyncio.get_running_loop()
         delay = max(0.0, expiry - self.hub.clock())
@@ -195,6 +224,7 @@ class MqttConnection:
         elif isinstance(packet, Pingreq):
             self._write(encode(Pingresp()))
         elif isinstance(packet, Disconnect):
+            self._will = None  # a graceful end: no Will
             self.close("client disconnected")
         else:
             self.close(f"unexpected {type(packet).__name__} packet")

@@ -68,7 +68,7 @@ class Registry:
 
     def create(self, device_id: str, primary_key: str | None = None,
                secondary_key: str | None = None, status: str = "enabled",
-               status_reason: str | None = None) -> DeviceRow:
+               status_reason: str | None = None, iot_edge: bool = False) -> DeviceRow:
         check_device_id(device_id)
         if status not in ("enabled", "disabled"):
             raise bad_request("status must be 'enabled' or 'disabled'")
@@ -83,6 +83,8 @@ class Registry:
             generation_id=str(uuid.uuid4().int)[:18], etag_counter=1, twin=new_twin(now),
             last_activity=None,
         )
+        if iot_edge:
+            dev.twin["iotEdge"] = True
         try:
             self.store.insert_device(dev)
         except StoreError as exc:
@@ -99,10 +101,13 @@ class Registry:
             raise bad_request("only symmetric-key (sas) authentication is supported locally")
         sym = auth.get("symmetricKey") or {}
         status = body.get("status") or "enabled"
+        capabilities = body.get("capabilities")
+        if capabilities is not None and not isinstance(capabilities, dict):
+            raise bad_request("capabilities must be an object")
         existing = self.store.get_device(device_id)
         if existing is None:
             return self.create(device_id, sym.get("primaryKey"), sym.get("secondaryKey"),
-                               status, body.get("statusReason"))
+                               status, body.get("statusReason"), bool((capabilities or {}).get("iotEdge")))
         if if_match is None:
             raise HubError(409, "DeviceAlreadyExists", f"device {device_id!r} already exists")
         if not if_match_ok(if_match, etag_of(existing.etag_counter)):
@@ -118,6 +123,8 @@ class Registry:
             existing.status = status
             existing.status_updated = iso_now(self.clock())
         existing.status_reason = body.get("statusReason", existing.status_reason)
+        if capabilities is not None:
+            existing.twin["iotEdge"] = bool(capabilities.get("iotEdge"))
         existing.etag_counter += 1
         self.store.save_device(existing)
         if existing.status == "disabled":
@@ -136,6 +143,14 @@ class Registry:
 
     def connection_state(self, device_id: str) -> str:
         return "Connected" if self.sessions.connected(device_id) else "Disconnected"
+
+    def record_model_id(self, device_id: str, model_id: str) -> None:
+        """The Plug and Play model a device announced when it connected (``model-id`` in its
+        MQTT user name): kept in its twin's ``modelId`` until it announces another."""
+        dev = self.store.get_device(device_id)
+        if dev is not None and dev.twin.get("modelId") != model_id:
+            dev.twin["modelId"] = model_id
+            self.store.save_device(dev)
 
     def mark_connection(self, device_id: str) -> None:
         self.connection_changed[device_id] = iso_now(self.clock())
@@ -160,5 +175,5 @@ class Registry:
                 "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
                 "type": "sas",
             },
-            "capabilities": {"iotEdge": False},
+            "capabilities": {"iotEdge": bool(dev.twin.get("iotEdge"))},
         }

@@ -43,7 +43,7 @@ from . import auth, query
 from .c2d import decode_body
 from .errors import HubError, bad_request
 from .hub import Hub
-from .methods import check_timeout
+from .methods import check_connect_timeout, check_timeout
 from .registry import etag_of
 from .telemetry import row_json
 from .twin import TwinError
@@ -76,8 +76,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(HubError(exc.status, "ArgumentInvalid", str(exc)))
     except query.QueryError as exc:
         return error_response(HubError(400, "SqlQueryInvalid", str(exc)))
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own refusals (no such route, wrong method, body too large) in IoT Hub's
+        # JSON error form, as every other answer, so an SDK can parse them.
+        code = {404: "NotFound", 405: "MethodNotAllowed", 413: "MessageTooLarge"}.get(exc.status, "BadRequest")
+        what = f"{request.method} {request.path} is not offered by the local hub" if exc.status in (404, 405) \
+            else exc.reason
+        return error_response(HubError(exc.status, code, what))
     except Exception:  # one broken request must not take the server down
         log.exception("request %s %s failed", request.method, request.path)
         return error_response(HubError(500, "ServerError", "internal error"))
@@ -197,8 +204,9 @@ async def invoke_method(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await _json_object(request)
     timeout = check_timeout(body.get("responseTimeoutInSeconds"))
+    connect = check_connect_timeout(body.get("connectTimeoutInSeconds"))
     result = await hub.methods.invoke(request.match_info["id"], body.get("methodName"),
-                                      body.get("payload"), timeout)
+                                      body.get("payload"), timeout, connect)
     return web.json_response(result)
 
 

@@ -71,14 +71,14 @@ class TwinService:
             "cloudToDeviceMessageCount": self.registry.device_json(dev)["cloudToDeviceMessageCount"],
             "authenticationType": "sas",
             "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
-            "modelId": "",
+            "modelId": twin.get("modelId", ""),
             "version": twin["version"],
             "tags": copy.deepcopy(twin["tags"]),
             "properties": {
                 "desired": self._section(twin, "desired", True),
                 "reported": self._section(twin, "reported", True),
             },
-            "capabilities": {"iotEdge": False},
+            "capabilities": {"iotEdge": bool(twin.get("iotEdge"))},
         }
 
     def device_view(self, device_id: str) -> dict[str, Any]:
