@@ -348,3 +348,33 @@ def test_a_will_is_sent_as_telemetry_when_the_link_breaks_and_not_after_disconne
     assert will["properties"] == {"kind": "lastgasp", "iothub-MessageType": "Will"}
     time.sleep(0.5)
     assert [m["body"] for m in hub.telemetry("willing")] == ["power lost"]
+
+
+def test_connections_that_never_send_connect_are_capped(tmp_path) -> None:
+    """Past --max-unauthenticated idle sockets a new connection is closed at once, while a
+    device already connected is served on; once the idle ones go, devices connect again."""
+    with HubProcess(tmp_path / "hub", serve_args=("--max-unauthenticated", "3")) as hub:
+        hub.create_device("steady")
+        hub.create_device("later")
+        steady = connect_device(hub, "steady", keepalive=600)
+        idle = [raw(hub) for _ in range(3)]
+        time.sleep(0.3)  # let the hub accept them
+        extra = raw(hub)
+        started = time.monotonic()
+        assert extra.closed_by_hub(timeout=3) and time.monotonic() - started < 2  # not CONNECT_TIMEOUT
+        extra.close()
+        assert steady.publish("devices/steady/messages/events/", b"during the flood") is not None
+        for client in idle:
+            client.close()
+        deadline = time.monotonic() + 5
+        while True:  # the hub notices the closed sockets as it reads them
+            try:
+                later = connect_device(hub, "later")
+                break
+            except (AssertionError, ConnectionError, OSError):
+                assert time.monotonic() < deadline, "devices stayed locked out"
+                time.sleep(0.1)
+        assert later.publish("devices/later/messages/events/", b"after") is not None
+        assert "turned away" in hub.log_path.read_text()
+        later.close()
+        steady.close()

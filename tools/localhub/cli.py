@@ -23,6 +23,7 @@ from .client import HubClient, HubNotRunning, HubRequestError
 from .errors import HubError
 from .registry import Registry
 from .cli_output import console, json_option, print_json
+from .mqtt_server import MAX_UNAUTHENTICATED
 from .server import ServeConfig, hub_names, serve
 from .sessions import SessionRegistry
 from .store import Store
@@ -111,11 +112,15 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @click.option("--storage-container", default=blob.DEFAULT_CONTAINER, show_default=True)
 @click.option("--upload-sas-ttl", default=uploads.DEFAULT_SAS_TTL, show_default=True,
               type=click.IntRange(min=1), help="Lifetime of file-upload SAS URIs, in seconds.")
+@click.option("--max-unauthenticated", default=MAX_UNAUTHENTICATED, show_default=True,
+              type=click.IntRange(min=1), help="MQTT connections that may wait for their CONNECT "
+              "at once; more are closed at once.")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
 def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: str | None,
               extra_names: tuple[str, ...], storage_connection_string: str | None,
-              storage_container: str, upload_sas_ttl: int, verbose: bool) -> None:
+              storage_container: str, upload_sas_ttl: int, max_unauthenticated: int,
+              verbose: bool) -> None:
     """Run the hub until interrupted."""
     try:
         blob.check_container_name(storage_container)
@@ -127,7 +132,7 @@ def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: st
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("localhub").setLevel(logging.INFO)
     serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
-                      storage_connection_string, storage_container, upload_sas_ttl))
+                      storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated))
 
 
 @main.group()

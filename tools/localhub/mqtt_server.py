@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import ssl
-from typing import Any
+from typing import Any, Callable
 
 from . import topics
 from .errors import HubError
@@ -34,6 +34,10 @@ from .twin import TwinError, parse_json_object
 log = logging.getLogger("localhub.mqtt")
 
 CONNECT_TIMEOUT = 10.0
+# Connections past TLS that have not yet sent an accepted CONNECT. Beyond this a new one is
+# closed at once: a flood of idle sockets must not exhaust the hub's file descriptors and lock
+# out the devices already connected (each waits CONNECT_TIMEOUT at most).
+MAX_UNAUTHENTICATED = 256
 MAX_KEEPALIVE = 1177
 MAX_SUBSCRIPTIONS = 5
 # A D2C message is at most 256 KB; leave room for the topic and its property bag.
@@ -44,8 +48,11 @@ READ_CHUNK = 16 * 1024
 class MqttConnection:
     """Implements sessions.DeviceSession for one device connection."""
 
-    def __init__(self, hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 on_authenticated: Callable[[], None] = lambda: None) -> None:
         self.hub = hub
+        self.authenticated = False
+        self._on_authenticated = on_authenticated
         self.reader = reader
         self.writer = writer
         self.device_id = ""
@@ -176,6 +183,8 @@ class MqttConnection:
             await self._drain_quietly()
             self.close(f"CONNECT refused ({exc.code})")
             return
+        self.authenticated = True
+        self._on_authenticated()
         self.device_id = device_id
         self.clean_session = first.clean_session
         self._will = self._will_of(first)
@@ -303,11 +312,15 @@ class MqttConnection:
 
 
 class MqttServer:
-    def __init__(self, hub: Hub, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, hub: Hub, ssl_context: ssl.SSLContext,
+                 max_unauthenticated: int = MAX_UNAUTHENTICATED) -> None:
         self.hub = hub
         self.ssl_context = ssl_context
         self.server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.max_unauthenticated = max_unauthenticated
+        self._unauthenticated = 0
+        self.turned_away = 0
 
     async def start(self, host: str, port: int) -> None:
         self.server = await asyncio.start_server(
@@ -315,15 +328,28 @@ class MqttServer:
             reuse_address=True, limit=MAX_PACKET)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = MqttConnection(self.hub, reader, writer)
+        if self._unauthenticated >= self.max_unauthenticated:
+            self.turned_away += 1
+            if self.turned_away & (self.turned_away - 1) == 0:  # 1, 2, 4, 8...: the log stays small
+                log.warning("%d connections turned away: %d are still to send CONNECT",
+                            self.turned_away, self._unauthenticated)
+            writer.close()
+            return
+        self._unauthenticated += 1
+        conn = MqttConnection(self.hub, reader, writer, self._authenticated)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
             await conn.run()
         finally:
+            if not conn.authenticated:
+                self._unauthenticated -= 1
             if task is not None:
                 self._tasks.discard(task)
+
+    def _authenticated(self) -> None:
+        self._unauthenticated -= 1
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import __version__, blob, certs, state, upload_routes, uploads
 from .hub import Hub
-from .mqtt_server import MqttServer
+from .mqtt_server import MAX_UNAUTHENTICATED, MqttServer
 from .rest import make_app
 
 log = logging.getLogger("localhub")
@@ -37,6 +37,7 @@ class ServeConfig:
     storage_connection_string: str | None = None
     storage_container: str = blob.DEFAULT_CONTAINER
     upload_sas_ttl: int = uploads.DEFAULT_SAS_TTL
+    max_unauthenticated: int = MAX_UNAUTHENTICATED  # MQTT connections yet to send CONNECT
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -70,7 +71,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     cert, key = certs.ensure_server_cert(state_dir, names)
     ctx = server_ssl_context(cert, key)
     hub = Hub.open(state_dir / state.DB_FILE, frozenset(names), policies)
-    mqtt = MqttServer(hub, ctx)
+    mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
             "httpsPort": config.https_port, "version": __version__,
             "caPath": str(state_dir / certs.CA_CERT)}
