@@ -234,3 +234,41 @@ def test_what_the_local_hub_does_not_offer_is_refused_in_iot_hubs_json(module_hu
     with pytest.raises(HubRequestError) as wrong:
         module_hub.client.request("DELETE", "/statistics/devices")
     assert (wrong.value.status, wrong.value.code) == (405, "MethodNotAllowed")
+
+
+def test_bulk_registry_operations_through_the_service_sdk(module_hub: HubProcess, registry) -> None:
+    from azure.iot.hub.models import AuthenticationMechanism, ExportImportDevice, SymmetricKey
+
+    key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+    auth = AuthenticationMechanism(type="sas", symmetric_key=SymmetricKey(primary_key=key, secondary_key=key))
+    created = registry.bulk_create_or_update_devices([
+        ExportImportDevice(id="bulk-1", import_mode="create"),
+        ExportImportDevice(id="bulk-2", import_mode="create", authentication=auth),
+        ExportImportDevice(id="bulk-3", import_mode="create"),
+    ])
+    assert created.is_successful is True and created.errors == []
+    assert registry.get_device("bulk-2").authentication.symmetric_key.primary_key == key
+    mixed = registry.bulk_create_or_update_devices([
+        ExportImportDevice(id="bulk-1", import_mode="update", status="disabled"),
+        ExportImportDevice(id="bulk-2", import_mode="delete"),
+        ExportImportDevice(id="bulk-3", import_mode="create"),  # exists: refused, the rest still done
+        ExportImportDevice(id="bulk-4", import_mode="updateTwin", tags={"room": "a"}),  # no such device
+    ])
+    assert mixed.is_successful is False
+    assert sorted((e.device_id, e.error_code) for e in mixed.errors) == [
+        ("bulk-3", "DeviceAlreadyExists"), ("bulk-4", "DeviceNotFound")]
+    assert registry.get_device("bulk-1").status == "disabled"
+    with pytest.raises(HttpOperationError) as err:
+        registry.get_device("bulk-2")
+    assert err.value.response.status_code == 404
+    twin = registry.bulk_create_or_update_devices([ExportImportDevice(id="bulk-3", import_mode="updateTwin",
+                                                                      tags={"room": "b"})])
+    assert twin.is_successful is True and registry.get_twin("bulk-3").tags == {"room": "b"}
+    from localhub.client import HubRequestError
+
+    with pytest.raises(HubRequestError) as too_many:  # IoT Hub's limit: 100 a call
+        module_hub.client.request("POST", "/devices", [{"id": f"many-{i}", "importMode": "create"}
+                                                       for i in range(101)])
+    assert (too_many.value.status, too_many.value.code) == (400, "TooManyDevices")
+    assert registry.get_devices(max_number_of_devices=1000) and not [
+        d for d in registry.get_devices(max_number_of_devices=1000) if d.device_id.startswith("many-")]

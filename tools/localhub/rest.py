@@ -39,7 +39,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import auth, query
+from . import auth, bulk, query
 from .c2d import decode_body
 from .errors import HubError, bad_request
 from .hub import Hub
@@ -156,6 +156,11 @@ async def put_device(request: web.Request) -> web.Response:
                            request.headers.get("If-Match"))
     return web.json_response(hub.registry.device_json(dev),
                              headers=_etag_header(etag_of(dev.etag_counter)))
+
+
+async def bulk_devices(request: web.Request) -> web.Response:
+    status, result = bulk.apply(request.app[HUB_KEY], await _json_body(request))
+    return web.json_response(result, status=status)
 
 
 async def delete_device(request: web.Request) -> web.Response:
@@ -276,6 +281,7 @@ def make_app(hub: Hub, info_data: dict[str, Any]) -> web.Application:
     app[HUB_KEY] = hub
     app[INFO_KEY] = info_data
     app.router.add_get("/devices", list_devices)
+    app.router.add_post("/devices", bulk_devices)
     app.router.add_post("/devices/query", run_query)
     app.router.add_get("/devices/{id}", get_device)
     app.router.add_put("/devices/{id}", put_device)
