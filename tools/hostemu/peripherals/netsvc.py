@@ -339,6 +339,10 @@ class NetService:
         if not data:
             return 0
         sent = self._io(conn, lambda: conn.stream.send(data), conn.timeout)
+        if sent == b"":
+            # The peer ended the TLS session under the write (_io's EOF, right for a read): a
+            # board's write fails with an OSError, which the agent retries, not a host error.
+            raise os_error(errno.ECONNRESET)
         return -1 if sent is None else int(sent)  # type: ignore[call-overload]
 
     def op_sendto(self, h: int, address: str, *, data: bytes) -> int:
