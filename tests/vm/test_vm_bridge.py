@@ -425,3 +425,38 @@ print(out)
     vm.register_service("fragile", Fragile())
     result = check(vm.run(code=script))
     assert result.output == "['RuntimeError', 'RuntimeError', 'RuntimeError', 9]\n"
+
+
+def test_a_tls_handshake_the_server_cuts_short_is_an_oserror(tmp_path):
+    """A server that accepts and closes at once: the handshake fails in device code with an
+    OSError, as mbedTLS's does on a board, instead of seeming to succeed (an EOF mistaken for
+    the end of a read)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)  # the ClientHello read, then a clean FIN: an EOF inside the handshake
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    script = r"""
+import json, socket, ssl, _hostemu
+s = socket.socket()
+s.connect(("127.0.0.1", _hostemu.ENV["port"]))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+try:
+    ctx.wrap_socket(s, server_hostname="localhost")
+    out = "handshake seemed to succeed"
+except OSError as exc:
+    out = "OSError"
+print("@" + json.dumps(out))
+"""
+    try:
+        [out] = result_lines(check(MicroPythonVM(tmp_path, env={"port": port}).run(code=script, timeout=30)))
+    finally:
+        listener.close()
+    assert out == "OSError"

@@ -283,8 +283,12 @@ class NetService:
 
     # -- data -----------------------------------------------------------------------------------
 
-    def _io(self, conn: _Conn, attempt: Callable[[], object], timeout: float | None) -> object:
-        """Run one non-blocking attempt, retrying as a blocking socket would; None = would block."""
+    def _io(self, conn: _Conn, attempt: Callable[[], object], timeout: float | None,
+            reading: bool = False) -> object:
+        """Run one non-blocking attempt, retrying as a blocking socket would; None = would block.
+
+        The peer's end of the TLS session is EOF (b"") for a read; a write or a handshake it cuts
+        short fails with ECONNRESET, as on a board (and as the agent retries)."""
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -301,6 +305,8 @@ class NetService:
                 log.warning("VM TLS: server certificate rejected: %s", exc.verify_message)
                 raise DeviceError("ValueError", str(tlsrules.verify_failure(exc))) from None
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                if not reading:
+                    raise os_error(errno.ECONNRESET) from None
                 conn.eof = True
                 return b""
             except ssl.SSLError as exc:
@@ -323,9 +329,9 @@ class NetService:
             def attempt() -> bytes:
                 data, conn.peer = conn.sock.recvfrom(size)
                 return data
-            got = self._io(conn, attempt, conn.timeout)
+            got = self._io(conn, attempt, conn.timeout, reading=True)
         else:
-            got = self._io(conn, lambda: conn.stream.recv(size), conn.timeout)
+            got = self._io(conn, lambda: conn.stream.recv(size), conn.timeout, reading=True)
         if got is None:
             return Reply(-1)
         got = cast(bytes, got)
@@ -339,10 +345,6 @@ class NetService:
         if not data:
             return 0
         sent = self._io(conn, lambda: conn.stream.send(data), conn.timeout)
-        if sent == b"":
-            # The peer ended the TLS session under the write (_io's EOF, right for a read): a
-            # board's write fails with an OSError, which the agent retries, not a host error.
-            raise os_error(errno.ECONNRESET)
         return -1 if sent is None else int(sent)  # type: ignore[call-overload]
 
     def op_sendto(self, h: int, address: str, *, data: bytes) -> int:
