@@ -98,7 +98,7 @@ def test_subscriptions_survive_disconnect_connect_and_a_hub_restart(hub: HubProc
 def test_session_present_is_accurate_and_a_clean_session_keeps_nothing(hub: HubProcess) -> None:
     """Raw MQTT: CONNACK's session-present says whether subscriptions were kept; a kept method
     subscription serves a connection that never subscribed; a clean session drops them."""
-    from localhub.mqtt_codec import Publish
+    from localhub.mqtt_codec import Publish, Unsuback, Unsubscribe
     from localhub_rawclient import RawClient, device_token
 
     hub.create_device("raw-persistent")
@@ -128,6 +128,16 @@ def test_session_present_is_accurate_and_a_clean_session_keeps_nothing(hub: HubP
     client.publish(f"$iothub/methods/res/200/?$rid={rid}", b'{"ok": true}')
     caller.join(15)
     assert answers and answers[0]["status"] == 200
+    client.subscribe("$iothub/methods/POST/#")  # what it already holds: kept as it was
+    client.close()
+    client, present = connect(False)
+    assert present is True
+    client.send_packet(Unsubscribe(client.next_pid(), ["$iothub/methods/POST/#"]))
+    assert isinstance(client.expect(Unsuback), Unsuback)
+    client.close()
+    client, present = connect(False)
+    assert present is False  # the unsubscribed filter was dropped from what is kept
+    client.subscribe("$iothub/methods/POST/#")
     client.close()
     client, present = connect(True)
     assert present is False

@@ -27,6 +27,7 @@ class FakeSession:
     def __init__(self, device_id: str, subscriptions: dict[str, int]) -> None:
         self.device_id = device_id
         self.subscriptions = subscriptions
+        self.clean_session = True
         self.sent: list[tuple[str, bytes, int]] = []
         self.closed: str | None = None
         self._pid = 0
@@ -61,7 +62,7 @@ def test_c2d_ttl_expires_queued_messages(hub) -> None:
     session = FakeSession("d1", {SUB_C2D: 1})
     h.session_opened(session, clean_session=True)
     session.subscriptions[SUB_C2D] = 1
-    h.subscribed(session, [SUB_C2D], clean_session=True)
+    h.c2d.deliver(session)  # what the MQTT endpoint does on a C2D SUBSCRIBE
     assert [p for _, p, _ in session.sent] == [b"long"]
     with pytest.raises(HubError) as err:
         h.c2d.send("d1", b"x", ttl=0)

@@ -115,14 +115,9 @@ class Hub:
         """After CONNACK: deliver what a restored subscription is owed."""
         self.c2d.deliver(session)
 
-    def subscribed(self, session: DeviceSession, kinds: list[str], clean_session: bool) -> None:
-        if kinds and not clean_session:
-            self.store.save_subscriptions(session.device_id, session.subscriptions)
-        if "c2d" in kinds:
-            self.c2d.deliver(session)
-
-    def unsubscribed(self, session: DeviceSession, kinds: list[str], clean_session: bool) -> None:
-        if kinds and not clean_session:
+    def subscriptions_changed(self, session: DeviceSession) -> None:
+        """A SUBSCRIBE or UNSUBSCRIBE changed what the session holds: kept if it persists."""
+        if not session.clean_session:
             self.store.save_subscriptions(session.device_id, session.subscriptions)
 
     def session_closed(self, session: DeviceSession) -> None:

@@ -226,10 +226,10 @@ class MqttConnection:
             self._on_subscribe(packet)
         elif isinstance(packet, Unsubscribe):
             kinds = [k for k in (topics.subscription_kind(t, self.device_id) for t in packet.topics) if k]
-            for kind in kinds:
-                self.subscriptions.pop(kind, None)
+            dropped = [k for k in kinds if self.subscriptions.pop(k, None) is not None]
             self._write(encode(Unsuback(packet.packet_id)))
-            self.hub.unsubscribed(self, kinds, self.clean_session)
+            if dropped:
+                self.hub.subscriptions_changed(self)
         elif isinstance(packet, Pingreq):
             self._write(encode(Pingresp()))
         elif isinstance(packet, Disconnect):
@@ -241,6 +241,7 @@ class MqttConnection:
     def _on_subscribe(self, packet: Subscribe) -> None:
         codes = []
         added = []
+        before = dict(self.subscriptions)
         for topic_filter, qos in packet.topics:
             kind = topics.subscription_kind(topic_filter, self.device_id)
             if kind is None or (kind not in self.subscriptions
@@ -252,7 +253,10 @@ class MqttConnection:
             codes.append(granted)
             added.append(kind)
         self._write(encode(Suback(packet.packet_id, codes)))
-        self.hub.subscribed(self, added, self.clean_session)
+        if self.subscriptions != before:  # a reconnect re-subscribing to what was kept changes nothing
+            self.hub.subscriptions_changed(self)
+        if topics.SUB_C2D in added:
+            self.hub.c2d.deliver(self)
 
     def _on_publish(self, pub: Publish) -> None:
         if pub.qos == 2:

@@ -12,6 +12,7 @@ from typing import Protocol
 class DeviceSession(Protocol):
     device_id: str
     subscriptions: dict[str, int]  # kind from topics.SUB_* -> granted QoS
+    clean_session: bool  # False: the subscriptions outlive the connection (Hub keeps them)
 
     def publish(self, topic: str, payload: bytes, qos: int) -> int | None:
         """Queue a PUBLISH; return its packet id for QoS 1 (None for QoS 0 or when closed)."""

@@ -174,6 +174,9 @@ class Store:
 
     def save_subscriptions(self, device_id: str, subscriptions: dict[str, int]) -> None:
         """Replace what is kept for ``device_id`` (empty: a clean session, nothing kept)."""
+        if not subscriptions:  # every clean connect: one statement, no transaction
+            self.db.execute("DELETE FROM subscriptions WHERE device_id=?", (device_id,))
+            return
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM subscriptions WHERE device_id=?", (device_id,))
