@@ -419,10 +419,12 @@ class Session:
                 # (umqtt.simple even raises AssertionError on a bad packet): reconnect.
                 self._lost(e)
             else:
-                try:
-                    self._maintain(now)
-                except (OSError, ProtocolError) as e:
-                    self._lost(e)
+                # A callback may have called disconnect(): what the link was due is then void.
+                if self.is_connected():
+                    try:
+                        self._maintain(now)
+                    except (OSError, ProtocolError) as e:
+                        self._lost(e)
         elif self.state == WAITING and clock.ticks_diff(now, self._retry_at) >= 0:
             self._try_connect(False)
 

@@ -540,3 +540,18 @@ def test_the_state_table_in_the_library_readme_is_the_one_the_session_runs():
         assert names[cells[0]] == len(table) // 6  # rows in state order
         table.extend(names[cell] for cell in cells[1:])
     assert bytes(table) == session.TRANSITIONS
+
+
+def test_disconnect_from_inside_a_callback_ends_the_session_there(env):
+    """An application that calls disconnect() in a C2D callback (run inside poll): the rest of
+    that poll must not ping through the dropped link nor renew it back to life."""
+    clock, hub, make, _ = env
+    c = make(keepalive=60, token_ttl=3600, renew_margin=300)
+    c.on_c2d(lambda body, props: c.disconnect())
+    c.connect()
+    clock.advance(3400 * 1000)  # a ping and the token's renewal are both due
+    hub.deliver("devices/dev1/messages/devicebound/", b"stop")
+    c.poll()
+    assert c.state == IDLE and len(hub.conns) == 1 and hub.pings == 0
+    c.poll()
+    assert c.state == IDLE and len(hub.conns) == 1
