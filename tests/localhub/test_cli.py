@@ -4,12 +4,16 @@ that talk to a running hub."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from localhub import auth
+from localhub import state as state_mod
+from localhub.rights import Right
 from localhub.cli import main
 from localhub.testing import HubProcess
 
@@ -42,6 +46,19 @@ def test_cli_offline_then_against_a_running_hub(tmp_path: Path) -> None:
         assert 590 < parsed.expiry - time.time() <= 600
         service_token = run(state, "sas").strip()
         assert "skn=iothubowner" in service_token
+        policies = state_mod.load_policies(state)
+        listed = run(state, "policies")
+        assert re.search(r"^registryRead +RegistryRead$", listed, re.M)
+        assert re.search(r"^device +DeviceConnect$", listed, re.M)
+        # the token-service pattern: the device policy signs a token for one device
+        gateway = run(state, "sas", "--device", "cli-dev", "--policy", "device").strip()
+        assert auth.verify_device_token(gateway, "cli-dev", [], frozenset({hub.host}), time.time(),
+                                        policies).key_name == "device"
+        reader = run(state, "sas", "--policy", "registryRead", "--scope", "/devices/cli-dev").strip()
+        with pytest.raises(auth.AuthError, match="cover"):
+            auth.verify_service_token(reader, policies, frozenset({hub.host}), time.time(),
+                                      Right.REGISTRY_READ, "/devices")
+        assert "SharedAccessKeyName=service;" in run(state, "connection-string", "--policy", "service")
 
         run(state, "twin", "update", "cli-dev", "--desired", '{"led": "on"}', "--tags", '{"room": 4}')
         twin = json.loads(run(state, "twin", "show", "cli-dev"))

@@ -10,6 +10,7 @@ import pytest
 
 from localhub.errors import HubError
 from localhub.hub import Hub
+from localhub.rights import Policy, Right
 from localhub.topics import SUB_C2D, SUB_DESIRED
 
 
@@ -46,7 +47,7 @@ class FakeSession:
 @pytest.fixture
 def hub(tmp_path: Path):
     clock = Clock()
-    h = Hub.open(tmp_path / "hub.sqlite3", frozenset({"hub.local"}), {"iothubowner": "a2V5"}, clock)
+    h = Hub.open(tmp_path / "hub.sqlite3", frozenset({"hub.local"}), {"iothubowner": Policy("iothubowner", "a2V5", Right.ALL)}, clock)
     h.registry.create("d1")
     yield h, clock
     h.close()

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from localhub import auth, query, topics, twin
+from localhub.rights import Policy, Right
 from localhub.mqtt_codec import (Connack, Connect, Disconnect, MalformedPacket, MqttError,
                                  PacketReader, PacketTooLarge, Pingreq, Puback, Publish, Suback,
                                  Subscribe, Unsubscribe, encode)
@@ -88,9 +89,10 @@ def test_sas_generate_and_verify() -> None:
     with pytest.raises(auth.AuthError, match="signature"):
         auth.verify_device_token(tampered, "d1", [KEY], names, now=0)
     svc = auth.generate_sas("127.0.0.5:443", KEY, 2000, "iothubowner")
-    assert auth.verify_service_token(svc, {"iothubowner": KEY}, names, 0).key_name == "iothubowner"
+    owner = {"iothubowner": Policy("iothubowner", KEY, Right.ALL)}
+    assert auth.verify_service_token(svc, owner, names, 0).key_name == "iothubowner"
     with pytest.raises(auth.AuthError, match="policy"):
-        auth.verify_service_token(svc, {"service": KEY}, names, 0)
+        auth.verify_service_token(svc, {"service": Policy("service", KEY, Right.SERVICE_CONNECT)}, names, 0)
     for junk in ("", "Bearer x", "SharedAccessSignature sr=a&sig=b", "SharedAccessSignature sr=a&sig=b&se=x"):
         with pytest.raises(auth.AuthError):
             auth.parse_sas(junk)

@@ -4,7 +4,8 @@ Token: ``SharedAccessSignature sr={urlenc(resource)}&sig={urlenc(b64(hmac))}&se=
 with ``hmac = HMAC-SHA256(b64decode(key), urlenc(resource) + "\\n" + expiry)``.
 
 Resource checks follow IoT Hub: a device token's ``sr`` is ``{host}/devices/{deviceId}``; a
-service token's ``sr`` is ``{host}`` (the Python service SDK puts ``host:port`` there). The host
+service token's ``sr`` is ``{host}`` (the Python service SDK puts ``host:port`` there), or a path
+under it that narrows what the token opens (rights.py). The host
 must be one of the names the hub answers to; the hub compares case-insensitively and ignores a
 port, so one token works whichever of its names a client dialled.
 """
@@ -17,7 +18,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Mapping
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
+
+from . import rights
+from .rights import Policy, Right
 
 SAS_PREFIX = "SharedAccessSignature "
 
@@ -114,16 +119,45 @@ def _check_signature(token: SasToken, keys: list[str]) -> bool:
     return False
 
 
+def _split_resource(token: SasToken, names: frozenset[str]) -> str:
+    """The path part of the token's ``sr`` (no host); AuthError if the host is not this hub."""
+    host, _, path = token.resource.rstrip("/").partition("/")
+    if not host_matches(host, names):
+        raise AuthError("SAS resource does not name this hub")
+    return path
+
+
+def _signed_by_policy(token: SasToken, policies: Mapping[str, Policy], need: Right,
+                      now: float) -> Policy:
+    policy = policies.get(token.key_name or "")
+    if policy is None:
+        raise AuthError("unknown shared access policy")
+    if token.expiry <= now:
+        raise AuthError("SAS token expired")
+    if not _check_signature(token, [policy.key]):
+        raise AuthError("SAS signature does not match the policy key")
+    if need not in policy.rights:
+        raise AuthError(f"policy {policy.name} does not grant {rights.describe(need)}")
+    return policy
+
+
 def verify_device_token(token_text: str, device_id: str, keys: list[str],
-                        names: frozenset[str], now: float) -> SasToken:
-    """Check a device token for ``device_id`` against its primary/secondary ``keys``.
+                        names: frozenset[str], now: float,
+                        policies: Mapping[str, Policy] | None = None) -> SasToken:
+    """Check a device token for ``device_id``: signed by one of its ``keys`` with ``sr`` naming
+    the device, or (``skn`` set) by a policy granting DeviceConnect, scoped to cover the device.
 
     Returns the parsed token (callers schedule a disconnect at ``expiry``); raises AuthError.
     """
     token = parse_sas(token_text)
-    resource = token.resource.rstrip("/")
-    host, sep, path = resource.partition("/")
-    if not sep or not host_matches(host, names) or path.lower() != f"devices/{device_id}".lower():
+    path = _split_resource(token, names)
+    device_path = f"devices/{device_id}"
+    if token.key_name:
+        if not rights.scope_covers(path, device_path):
+            raise AuthError("SAS resource does not cover this device")
+        _signed_by_policy(token, policies or {}, Right.DEVICE_CONNECT, now)
+        return token
+    if path.lower() != device_path.lower():
         raise AuthError("SAS resource does not name this device on this hub")
     if token.expiry <= now:
         raise AuthError("SAS token expired")
@@ -132,16 +166,16 @@ def verify_device_token(token_text: str, device_id: str, keys: list[str],
     return token
 
 
-def verify_service_token(token_text: str, policies: dict[str, str], names: frozenset[str],
-                         now: float) -> SasToken:
-    """Check a service (policy) token; ``policies`` maps key name to key."""
+def verify_service_token(token_text: str, policies: Mapping[str, Policy], names: frozenset[str],
+                         now: float, need: Right = Right.NONE, resource_path: str = "") -> SasToken:
+    """Check a service (policy) token for a request needing ``need`` on ``resource_path``
+    (the request path, e.g. ``/twins/dev1``): the policy must grant it and the token's ``sr``
+    must cover the path."""
     token = parse_sas(token_text)
-    if not token.key_name or token.key_name not in policies:
-        raise AuthError("unknown shared access policy")
-    if not host_matches(token.resource.rstrip("/").split("/")[0], names):
-        raise AuthError("SAS resource does not name this hub")
-    if token.expiry <= now:
-        raise AuthError("SAS token expired")
-    if not _check_signature(token, [policies[token.key_name]]):
-        raise AuthError("SAS signature does not match the policy key")
+    if not token.key_name:
+        raise AuthError("a shared access policy token (skn) is required")
+    path = _split_resource(token, names)
+    _signed_by_policy(token, policies, need, now)
+    if not rights.scope_covers(path, resource_path):
+        raise AuthError("SAS resource does not cover this request")
     return token

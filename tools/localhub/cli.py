@@ -22,6 +22,7 @@ from . import auth, blob, certs, job_cli, state, upload_cli, uploads
 from .client import HubClient, HubNotRunning, HubRequestError
 from .errors import HubError
 from .registry import Registry
+from .rights import Policy, format_rights
 from .cli_output import console, json_option, print_json
 from .mqtt_server import MAX_UNAUTHENTICATED
 from .server import ServeConfig, hub_names, serve
@@ -209,33 +210,58 @@ def device_connection_string(obj: Ctx, device_id: str, secondary: bool, sdk: boo
     console.print(state.sdk_connection_string(text, host) if sdk else text, soft_wrap=True)
 
 
+def _policy(obj: Ctx, name: str) -> Policy:
+    policies = state.load_policies(obj.state_dir)
+    if name not in policies:
+        raise click.BadParameter(f"unknown policy {name!r}; `localhub policies` lists them")
+    return policies[name]
+
+
 @main.command("connection-string")
+@click.option("--policy", default=state.OWNER_POLICY, show_default=True,
+              help="Shared access policy (its rights only: `localhub policies`).")
 @click.pass_obj
-def service_connection_string(obj: Ctx) -> None:
-    """The service (iothubowner) connection string, for azure-iot-hub."""
+def service_connection_string(obj: Ctx, policy: str) -> None:
+    """A service connection string, for azure-iot-hub."""
     runtime = state.read_runtime(obj.state_dir)
     port = runtime.https_port if runtime else 443
-    key = state.load_policies(obj.state_dir)[state.OWNER_POLICY]
-    console.print(state.service_connection_string(obj.advertised_host(), port, key), soft_wrap=True)
+    key = _policy(obj, policy).key
+    console.print(state.service_connection_string(obj.advertised_host(), port, key, policy),
+                  soft_wrap=True)
+
+
+@main.command("policies")
+@click.pass_obj
+def list_policies(obj: Ctx) -> None:
+    """Shared access policies and the rights each grants (keys stay in hub.json)."""
+    for policy in state.load_policies(obj.state_dir).values():
+        console.print(f"{policy.name:<18} {format_rights(policy.rights) or '-'}", soft_wrap=True,
+                      highlight=False)
 
 
 @main.command("sas")
 @click.option("--device", "device_id", help="Device token (default: service token).")
 @click.option("--ttl", default=3600, show_default=True, type=int, help="Lifetime in seconds.")
-@click.option("--policy", default=state.OWNER_POLICY, show_default=True)
+@click.option("--policy", help="Sign with this policy (default: the device's key, or "
+              f"{state.OWNER_POLICY} for a service token).")
+@click.option("--scope", default="", help="Narrow a policy token to a path, e.g. /devices/dev1.")
 @click.pass_obj
-def sas(obj: Ctx, device_id: str | None, ttl: int, policy: str) -> None:
-    """Generate a SAS token for a device or a shared access policy."""
+def sas(obj: Ctx, device_id: str | None, ttl: int, policy: str | None, scope: str) -> None:
+    """Generate a SAS token for a device or a shared access policy.
+
+    With --device and --policy: a device-scoped token signed by a policy granting DeviceConnect
+    (the token-service pattern)."""
     host = obj.advertised_host()
     expiry = int(time.time()) + ttl
-    if device_id:
+    if device_id and policy is None:
         key = obj.device_keys(device_id)["primaryKey"]
         token = auth.generate_sas(f"{host}/devices/{device_id}", key, expiry)
     else:
-        policies = state.load_policies(obj.state_dir)
-        if policy not in policies:
-            raise click.BadParameter(f"unknown policy {policy!r}")
-        token = auth.generate_sas(host, policies[policy], expiry, policy)
+        name = policy or state.OWNER_POLICY
+        path = f"/devices/{device_id}" if device_id else scope
+        if path and not path.startswith("/"):
+            raise click.BadParameter("a scope is a path: /devices/dev1")
+        token = auth.generate_sas(host + path.rstrip("/"), _policy(obj, name).key, expiry, name)
     console.print(token, soft_wrap=True)
 
 

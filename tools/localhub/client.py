@@ -51,7 +51,7 @@ class HubClient:
             raise HubNotRunning(f"no hub is serving from {state_dir} (runtime.json missing)")
         policies = state.load_policies(state_dir)
         return cls(runtime.host_for_clients(), runtime.https_port, runtime.advertised_host,
-                   state.OWNER_POLICY, policies[state.OWNER_POLICY], state_dir / certs.CA_CERT,
+                   state.OWNER_POLICY, policies[state.OWNER_POLICY].key, state_dir / certs.CA_CERT,
                    timeout)
 
     def _token(self) -> str:

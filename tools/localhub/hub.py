@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import parse_qs
 
 from . import auth
@@ -18,6 +18,7 @@ from .jobs import JobService
 from .methods import MethodService
 from .mqtt_codec import CONNACK_BAD_PROTOCOL, CONNACK_ID_REJECTED, CONNACK_NOT_AUTHORIZED, Connect
 from .registry import Registry
+from .rights import Policy
 from .sessions import DeviceSession, SessionRegistry
 from .store import Store
 from .telemetry import TelemetryService
@@ -38,7 +39,7 @@ class ConnectRefused(Exception):
 
 
 class Hub:
-    def __init__(self, store: Store, names: frozenset[str], policies: dict[str, str],
+    def __init__(self, store: Store, names: frozenset[str], policies: Mapping[str, Policy],
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.names = frozenset(n.lower() for n in names)
@@ -54,7 +55,7 @@ class Hub:
         self.jobs = JobService(self)  # started by server.py once the listeners are up
 
     @classmethod
-    def open(cls, db_path: Path, names: frozenset[str], policies: dict[str, str],
+    def open(cls, db_path: Path, names: frozenset[str], policies: Mapping[str, Policy],
              clock: Callable[[], float] = time.time) -> "Hub":
         return cls(Store(db_path), names, policies, clock)
 
@@ -85,7 +86,7 @@ class Hub:
         try:
             token = auth.verify_device_token(connect.password.decode("utf-8", "replace"),
                                              device_id, [dev.primary_key, dev.secondary_key],
-                                             self.names, self.clock())
+                                             self.names, self.clock(), self.policies)
         except auth.AuthError as exc:
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, str(exc)) from exc
         model_id = params.get("model-id", [None])[0]

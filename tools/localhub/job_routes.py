@@ -1,4 +1,4 @@
-"""HTTPS routes of jobs v2 (service SAS auth and api-version checked by rest.py's middleware)::
+"""HTTPS routes of jobs v2 (service SAS auth and api-version checked by routing.py's middleware)::
 
     PUT  /jobs/v2/{id}          create (scheduleDeviceMethod | scheduleUpdateTwin) -> JobResponse
     GET  /jobs/v2/{id}          the job with deviceJobStatistics
@@ -19,14 +19,15 @@ from aiohttp import web
 
 from . import query
 from .errors import bad_request
-from .rest import HUB_KEY, _json_body
+from .rights import Right
+from .routing import HUB_KEY, add_route, json_body
 
 _OBJECT_CLIENTS = ("msrest", "iothubgatewayserviceapis")
 
 
 async def create_job(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    job = hub.jobs.create(request.match_info["id"], await _json_body(request))
+    job = hub.jobs.create(request.match_info["id"], await json_body(request))
     return web.json_response(job)
 
 
@@ -59,9 +60,16 @@ async def query_jobs(request: web.Request) -> web.Response:
     return web.json_response(chunk, headers=headers)
 
 
+# Scheduled twin updates and method calls act as the service would: ServiceConnect.
+# /jobs/v2/query before /jobs/v2/{id}: aiohttp tries routes in the order they were added.
+ROUTES = (
+    ("GET", "/jobs/v2/query", query_jobs, Right.SERVICE_CONNECT),
+    ("PUT", "/jobs/v2/{id}", create_job, Right.SERVICE_CONNECT),
+    ("GET", "/jobs/v2/{id}", get_job, Right.SERVICE_CONNECT),
+    ("POST", "/jobs/v2/{id}/cancel", cancel_job, Right.SERVICE_CONNECT),
+)
+
+
 def setup(app: web.Application) -> None:
-    # /jobs/v2/query before /jobs/v2/{id}: aiohttp tries routes in the order they were added.
-    app.router.add_get("/jobs/v2/query", query_jobs)
-    app.router.add_put("/jobs/v2/{id}", create_job)
-    app.router.add_get("/jobs/v2/{id}", get_job)
-    app.router.add_post("/jobs/v2/{id}/cancel", cancel_job)
+    for method, path, handler, access in ROUTES:
+        add_route(app, method, path, handler, access)

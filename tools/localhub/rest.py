@@ -1,7 +1,7 @@
 """HTTPS routes (aiohttp): IoT Hub's service REST API, plus the hub's own ``/localhub/`` routes.
 
 Service API (what ``azure-iot-hub`` 2.7 calls, api-version 2021-04-12; auth by a service SAS of
-a shared access policy in ``Authorization``)::
+a shared access policy in ``Authorization`` that grants the right :data:`ROUTES` gives the route)::
 
     GET    /devices[?top=n]                 list identities
     GET    /devices/{id}                    identity
@@ -32,100 +32,21 @@ and ``iothub-errorcode`` header. A bad request never takes the server down.
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from . import auth, bulk, query
+from . import bulk, job_routes, query
 from .c2d import decode_body
-from .errors import HubError, bad_request
+from .errors import bad_request
 from .hub import Hub
 from .methods import check_connect_timeout, check_timeout
 from .registry import etag_of
+from .rights import Right
+from .routing import (HUB_KEY, INFO_KEY, PUBLIC, add_route, auth_middleware, error_middleware,
+                      json_body, json_object)
 from .telemetry import row_json
-from .twin import TwinError
-
-log = logging.getLogger("localhub.rest")
-
-SERVICE_API_VERSIONS = frozenset({"2018-06-30", "2019-10-01", "2020-03-13", "2020-09-30",
-                                  "2021-04-12"})
-HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
-INFO_KEY: web.AppKey[dict[str, Any]] = web.AppKey("info", dict)
-# Routes named with this prefix take a DEVICE SAS and check it themselves (upload_routes.py).
-DEVICE_ROUTE_PREFIX = "device:"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(exc: HubError) -> web.Response:
-    body = {"Message": f"ErrorCode:{exc.code};{exc.message}",
-            "ExceptionMessage": f"localhub: {exc.message}"}
-    return web.json_response(body, status=exc.status, headers={"iothub-errorcode": exc.code})
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except HubError as exc:
-        return error_response(exc)
-    except TwinError as exc:
-        return error_response(HubError(exc.status, "ArgumentInvalid", str(exc)))
-    except query.QueryError as exc:
-        return error_response(HubError(400, "SqlQueryInvalid", str(exc)))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        # aiohttp's own refusals (no such route, wrong method, body too large) in IoT Hub's
-        # JSON error form, as every other answer, so an SDK can parse them.
-        code = {404: "NotFound", 405: "MethodNotAllowed", 413: "MessageTooLarge"}.get(exc.status, "BadRequest")
-        what = f"{request.method} {request.path} is not offered by the local hub" if exc.status in (404, 405) \
-            else exc.reason
-        return error_response(HubError(exc.status, code, what))
-    except Exception:  # one broken request must not take the server down
-        log.exception("request %s %s failed", request.method, request.path)
-        return error_response(HubError(500, "ServerError", "internal error"))
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in ("/localhub/info", "/localhub/ca.pem"):
-        return await handler(request)
-    if (request.match_info.route.name or "").startswith(DEVICE_ROUTE_PREFIX):
-        return await handler(request)
-    hub = request.app[HUB_KEY]
-    header = request.headers.get("Authorization", "")
-    try:
-        auth.verify_service_token(header, hub.policies, hub.names, hub.clock())
-    except auth.AuthError as exc:
-        raise HubError(401, "IotHubUnauthorizedAccess", f"Unauthorized: {exc}") from exc
-    if not request.path.startswith("/localhub/"):
-        version = request.query.get("api-version")
-        if version not in SERVICE_API_VERSIONS:
-            raise bad_request("missing or unsupported api-version", "InvalidProtocolVersion")
-    return await handler(request)
-
-
-async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad_request("request body is not valid JSON") from exc
-    except RecursionError as exc:  # nested past the parser's stack
-        raise bad_request("request body is nested too deeply") from exc
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    body = await _json_body(request)
-    if not isinstance(body, dict):
-        raise bad_request("request body must be a JSON object")
-    return body
 
 
 def _etag_header(etag: str) -> dict[str, str]:
@@ -152,14 +73,14 @@ async def get_device(request: web.Request) -> web.Response:
 
 async def put_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    dev = hub.registry.put(request.match_info["id"], await _json_object(request),
+    dev = hub.registry.put(request.match_info["id"], await json_object(request),
                            request.headers.get("If-Match"))
     return web.json_response(hub.registry.device_json(dev),
                              headers=_etag_header(etag_of(dev.etag_counter)))
 
 
 async def bulk_devices(request: web.Request) -> web.Response:
-    status, result = bulk.apply(request.app[HUB_KEY], await _json_body(request))
+    status, result = bulk.apply(request.app[HUB_KEY], await json_body(request))
     return web.json_response(result, status=status)
 
 
@@ -196,7 +117,7 @@ async def get_twin(request: web.Request) -> web.Response:
 
 async def patch_twin(request: web.Request, replace: bool = False) -> web.Response:
     hub = request.app[HUB_KEY]
-    twin = hub.twins.update(request.match_info["id"], await _json_object(request),
+    twin = hub.twins.update(request.match_info["id"], await json_object(request),
                             request.headers.get("If-Match"), replace=replace)
     return web.json_response(twin, headers=_etag_header(twin["etag"]))
 
@@ -207,7 +128,7 @@ async def put_twin(request: web.Request) -> web.Response:
 
 async def invoke_method(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await _json_object(request)
+    body = await json_object(request)
     timeout = check_timeout(body.get("responseTimeoutInSeconds"))
     connect = check_connect_timeout(body.get("connectTimeoutInSeconds"))
     result = await hub.methods.invoke(request.match_info["id"], body.get("methodName"),
@@ -217,7 +138,7 @@ async def invoke_method(request: web.Request) -> web.Response:
 
 async def run_query(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await _json_object(request)
+    body = await json_object(request)
     parsed = query.parse(body.get("query", ""))
     if parsed.collection == "devices.jobs":
         docs = hub.jobs.device_jobs()
@@ -238,7 +159,7 @@ async def run_query(request: web.Request) -> web.Response:
 # --- the hub's own routes ---------------------------------------------------------------------
 async def send_c2d(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    body = await _json_object(request)
+    body = await json_object(request)
     props = body.get("properties") or {}
     if not isinstance(props, dict):
         raise bad_request("properties must be an object")
@@ -274,30 +195,38 @@ async def ca_pem(request: web.Request) -> web.Response:
     return web.Response(body=path.read_bytes(), content_type="application/x-pem-file")
 
 
+READ, WRITE, SERVICE = Right.REGISTRY_READ, Right.REGISTRY_WRITE, Right.SERVICE_CONNECT
+# (method, path, handler, the right it needs), per "Control access to IoT Hub": the registry
+# takes RegistryRead / RegistryWrite; twins, methods, queries, C2D and telemetry ServiceConnect.
+ROUTES = (
+    ("GET", "/devices", list_devices, READ),
+    ("POST", "/devices", bulk_devices, WRITE),
+    ("POST", "/devices/query", run_query, SERVICE),
+    ("GET", "/devices/{id}", get_device, READ),
+    ("PUT", "/devices/{id}", put_device, WRITE),
+    ("DELETE", "/devices/{id}", delete_device, WRITE),
+    ("DELETE", "/devices/{id}/commands", purge_commands, SERVICE),
+    ("GET", "/twins/{id}", get_twin, SERVICE),
+    ("PATCH", "/twins/{id}", patch_twin, SERVICE),
+    ("PUT", "/twins/{id}", put_twin, SERVICE),
+    ("POST", "/twins/{id}/methods", invoke_method, SERVICE),
+    ("GET", "/statistics/devices", device_statistics, READ),
+    ("GET", "/statistics/service", service_statistics, SERVICE),
+    ("POST", "/localhub/devices/{id}/messages/devicebound", send_c2d, SERVICE),
+    ("GET", "/localhub/telemetry", read_telemetry, SERVICE),
+    ("GET", "/localhub/info", info, PUBLIC),
+    ("GET", "/localhub/ca.pem", ca_pem, PUBLIC),
+)
+
+
 def make_app(hub: Hub, info_data: dict[str, Any]) -> web.Application:
     # 512 KB bodies: twins and method payloads are far smaller; anything bigger is refused (413).
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=512 * 1024)
     app[HUB_KEY] = hub
     app[INFO_KEY] = info_data
-    app.router.add_get("/devices", list_devices)
-    app.router.add_post("/devices", bulk_devices)
-    app.router.add_post("/devices/query", run_query)
-    app.router.add_get("/devices/{id}", get_device)
-    app.router.add_put("/devices/{id}", put_device)
-    app.router.add_delete("/devices/{id}", delete_device)
-    app.router.add_delete("/devices/{id}/commands", purge_commands)
-    app.router.add_get("/twins/{id}", get_twin)
-    app.router.add_patch("/twins/{id}", patch_twin)
-    app.router.add_put("/twins/{id}", put_twin)
-    app.router.add_post("/twins/{id}/methods", invoke_method)
-    app.router.add_get("/statistics/devices", device_statistics)
-    app.router.add_get("/statistics/service", service_statistics)
-    app.router.add_post("/localhub/devices/{id}/messages/devicebound", send_c2d)
-    app.router.add_get("/localhub/telemetry", read_telemetry)
-    app.router.add_get("/localhub/info", info)
-    app.router.add_get("/localhub/ca.pem", ca_pem)
-    from . import job_routes  # late: job_routes imports this module
+    for method, path, handler, access in ROUTES:
+        add_route(app, method, path, handler, access)
     job_routes.setup(app)
     # File upload (/devices/{id}/files, device SAS auth): upload_routes.setup(), from server.py.
     return app

@@ -2,7 +2,8 @@
 
 Layout of a state folder::
 
-    hub.json        shared access policies (iothubowner, service, registryReadWrite) and keys
+    hub.json        shared access policies (iothubowner, service, device, registryRead,
+                    registryReadWrite): keys and rights (rights.py)
     hub.sqlite3     devices, twins, pending C2D, recent telemetry (see store.py)
     ca.pem ca.key   the development CA (see certs.py); server.pem server.key its server cert
     runtime.json    written by `serve`: pid, listen host, ports, advertised host name
@@ -16,12 +17,14 @@ SDK also wants ``GatewayHostName=<ip>``; :func:`sdk_connection_string` adds it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .auth import new_key
+from .rights import DEFAULT_POLICIES, Policy, Right, format_rights, parse_rights
 
 HUB_JSON = "hub.json"
 RUNTIME_JSON = "runtime.json"
@@ -45,18 +48,50 @@ class Runtime:
         return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
 
-def load_policies(state_dir: Path) -> dict[str, str]:
-    """Policies and keys, created on first use (owner key never leaves the state folder)."""
-    path = state_dir / HUB_JSON
-    if path.exists():
-        data = json.loads(path.read_text())
-        return dict(data["policies"])
+def load_policies(state_dir: Path) -> dict[str, Policy]:
+    """Shared access policies with their keys and rights, created on first use (the keys never
+    leave the state folder). A folder from before rights were enforced gets the default policies
+    it lacks (device, registryRead) and its rights written out; a policy hub.json names without
+    rights, and that is not a default one, grants nothing."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    policies = {OWNER_POLICY: new_key(), "service": new_key(), "registryReadWrite": new_key()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"policies": policies}, fh, indent=2)
+    # `serve` and a CLI call may load a fresh folder at once: one of them creates the keys.
+    with open(state_dir / (HUB_JSON + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load_or_create_policies(state_dir)
+
+
+def _load_or_create_policies(state_dir: Path) -> dict[str, Policy]:
+    path = state_dir / HUB_JSON
+    data = json.loads(path.read_text()) if path.exists() else {}
+    keys: dict[str, str] = dict(data.get("policies", {}))
+    written: dict[str, str] = dict(data.get("rights", {}))
+    changed = not path.exists()
+    for name in DEFAULT_POLICIES:
+        if name not in keys:
+            keys[name] = new_key()
+            changed = True
+    policies: dict[str, Policy] = {}
+    for name, key in keys.items():
+        if name in written:
+            granted = parse_rights(written[name])
+        else:
+            granted = DEFAULT_POLICIES.get(name, Right.NONE)
+            changed = True
+        policies[name] = Policy(name, key, granted)
+    if changed:
+        _write_policies(state_dir, policies)
     return policies
+
+
+def _write_policies(state_dir: Path, policies: dict[str, Policy]) -> None:
+    tmp = state_dir / (HUB_JSON + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"policies": {p.name: p.key for p in policies.values()},
+                   "rights": {p.name: format_rights(p.rights) for p in policies.values()}},
+                  fh, indent=2)
+    tmp.replace(state_dir / HUB_JSON)
 
 
 def write_runtime(state_dir: Path, runtime: Runtime) -> None:

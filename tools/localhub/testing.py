@@ -181,13 +181,17 @@ class HubProcess:
 
     @property
     def service_connection_string(self) -> str:
-        key = state.load_policies(self.state_dir)[state.OWNER_POLICY]
-        return state.service_connection_string(self.host, self.https_port, key)
+        return self.policy_connection_string(state.OWNER_POLICY)
+
+    def policy_connection_string(self, policy: str) -> str:
+        """The service connection string of one shared access policy (its rights only)."""
+        key = state.load_policies(self.state_dir)[policy].key
+        return state.service_connection_string(self.host, self.https_port, key, policy)
 
     @property
     def client(self) -> HubClient:
         if self._client is None:
-            key = state.load_policies(self.state_dir)[state.OWNER_POLICY]
+            key = state.load_policies(self.state_dir)[state.OWNER_POLICY].key
             self._client = HubClient(self.host, self.https_port, self.host, state.OWNER_POLICY,
                                      key, self.ca_path)
         return self._client

@@ -18,8 +18,9 @@ The hub's own routes (service SAS, like every ``/localhub/`` route)::
     GET /localhub/storage -> {connectionString, accountName, blobEndpoint, container, hostName,
                               containerName}   (starts Azurite if it is not running yet)
 
-Device routes are named ``device:...``; rest.py's service-SAS middleware lets them through and
-they authenticate the device here. Errors are HubErrors, rendered by rest.py's middleware.
+Device routes are added as DEVICE: routing.py's service-SAS middleware lets them through and
+they authenticate the device here (its own key, or a policy granting DeviceConnect). The hub's
+own routes need ServiceConnect. Errors are HubErrors, rendered by routing.py's middleware.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from aiohttp import web
 from . import auth
 from .errors import HubError, bad_request
 from .hub import DEVICE_API_VERSIONS
-from .rest import DEVICE_ROUTE_PREFIX, HUB_KEY
+from .rights import Right
+from .routing import DEVICE, HUB_KEY, add_route
 from .uploads import UploadService
 
 UPLOADS_KEY: web.AppKey[UploadService] = web.AppKey("uploads", UploadService)
@@ -50,7 +52,8 @@ def authenticate_device(request: web.Request) -> str:
         raise HubError(401, "IotHubUnauthorizedAccess", "Unauthorized: device unknown or disabled")
     try:
         auth.verify_device_token(request.headers.get("Authorization", ""), device_id,
-                                 [dev.primary_key, dev.secondary_key], hub.names, hub.clock())
+                                 [dev.primary_key, dev.secondary_key], hub.names, hub.clock(),
+                                 hub.policies)
     except auth.AuthError as exc:
         raise HubError(401, "IotHubUnauthorizedAccess", f"Unauthorized: {exc}") from exc
     return device_id
@@ -101,14 +104,17 @@ async def storage_info(request: web.Request) -> web.Response:
     return web.json_response(await request.app[UPLOADS_KEY].storage_info())
 
 
+ROUTES = (
+    ("POST", "/devices/{id}/files", create_upload, DEVICE),
+    ("POST", "/devices/{id}/files/notifications", notify_upload, DEVICE),
+    ("POST", "/devices/{id}/files/notifications/{cid}", notify_upload, DEVICE),
+    ("GET", "/localhub/uploads/notifications", read_notifications, Right.SERVICE_CONNECT),
+    ("GET", "/localhub/storage", storage_info, Right.SERVICE_CONNECT),
+)
+
+
 def setup(app: web.Application, uploads: UploadService) -> None:
     """Add the file-upload routes; call before the app starts. The caller closes ``uploads``."""
     app[UPLOADS_KEY] = uploads
-    prefix = DEVICE_ROUTE_PREFIX
-    app.router.add_post("/devices/{id}/files", create_upload, name=prefix + "files")
-    app.router.add_post("/devices/{id}/files/notifications", notify_upload,
-                        name=prefix + "files-notify")
-    app.router.add_post("/devices/{id}/files/notifications/{cid}", notify_upload,
-                        name=prefix + "files-notify-cid")
-    app.router.add_get("/localhub/uploads/notifications", read_notifications)
-    app.router.add_get("/localhub/storage", storage_info)
+    for method, path, handler, access in ROUTES:
+        add_route(app, method, path, handler, access)
