@@ -224,7 +224,10 @@ class _Session:
                     stop = self._serve()
                     if stop is not None:
                         return self._result(stop.status, None, stop.reason)
-                if not stdout_open and proc.poll() is not None:
+                # Done once the bridge is read to its end too: a loaded machine can report the
+                # process gone and its stdout closed before select shows the exit frame.
+                if not stdout_open and proc.poll() is not None and (
+                        self.conn is None or self.exit_frame is not None):
                     break
                 for hook in self.board.call_hooks:
                     hook()  # the watchdog runs out even when device code makes no calls
