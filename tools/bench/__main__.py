@@ -9,9 +9,10 @@ written to `bench-results.json`:
 - size of every compiled .mpy per board architecture;
 - telemetry messages/s and upload MB/s of the agent against azure-iot-device on one hub
   (bench.throughput);
-- local hub scale: a method job over 1,000 simulated devices, all connected over TLS at once.
+- local hub scale: a method job over 10,000 simulated devices, all connected over TLS at once,
+  with the hub's RSS per connection.
 
-`python -m bench --quick` skips the 1,000-device job."""
+`python -m bench --quick` skips the 10,000-device job."""
 
 from __future__ import annotations
 
@@ -164,13 +165,17 @@ def hub_scale(hub: Any, devices: int) -> dict[str, Any]:
     report["concurrent_tls_connections"] = report["answered"]  # all connected at once during the job
     print(f"\nLocal hub: method job over {devices} devices in {report['jobSeconds']:.2f} s "
           f"(connect {report['connectSeconds']:.1f} s); {report['answered']} TLS device connections held at once")
+    if "hubRssConnectedBytes" in report:
+        print(f"  hub RSS {report['hubRssBeforeBytes'] / 2**20:.0f} MB before, "
+              f"{report['hubRssConnectedBytes'] / 2**20:.0f} MB with them connected: "
+              f"{report['hubRssPerConnectionBytes'] / 1024:.1f} KB per idle TLS device connection")
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="skip the 1,000-device hub job")
-    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-device hub job")
+    parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args(argv)
     from localhub.testing import HubProcess

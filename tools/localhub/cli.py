@@ -18,12 +18,13 @@ from typing import Any
 import click
 from rich.console import Console
 
-from . import auth, blob, certs, job_cli, state, upload_cli, uploads
+from . import auth, blob, certs, job_cli, logcap, state, upload_cli, uploads
 from .client import HubClient, HubNotRunning, HubRequestError
 from .errors import HubError
 from .registry import Registry
 from .rights import Policy, format_rights
 from .cli_output import console, json_option, print_json
+from .https_gate import BODY_TIMEOUT, HEAD_TIMEOUT
 from .mqtt_server import MAX_UNAUTHENTICATED
 from .server import ServeConfig, hub_names, serve
 from .sessions import SessionRegistry
@@ -114,14 +115,21 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @click.option("--upload-sas-ttl", default=uploads.DEFAULT_SAS_TTL, show_default=True,
               type=click.IntRange(min=1), help="Lifetime of file-upload SAS URIs, in seconds.")
 @click.option("--max-unauthenticated", default=MAX_UNAUTHENTICATED, show_default=True,
-              type=click.IntRange(min=1), help="MQTT connections that may wait for their CONNECT "
-              "at once; more are closed at once.")
+              type=click.IntRange(min=1), help="Connections nobody has authenticated on yet "
+              "that each listener holds at once (MQTT: before CONNECT; HTTPS: before a request "
+              "with a valid token); past that the longest waiting is closed for a newcomer.")
+@click.option("--head-timeout", default=HEAD_TIMEOUT, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds an HTTPS client has from connecting "
+              "to a whole first request head.")
+@click.option("--body-timeout", default=BODY_TIMEOUT, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds an HTTPS client has to send a "
+              "request body (408 after).")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
 def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: str | None,
               extra_names: tuple[str, ...], storage_connection_string: str | None,
               storage_container: str, upload_sas_ttl: int, max_unauthenticated: int,
-              verbose: bool) -> None:
+              head_timeout: float, body_timeout: float, verbose: bool) -> None:
     """Run the hub until interrupted."""
     try:
         blob.check_container_name(storage_container)
@@ -131,9 +139,12 @@ def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: st
         raise click.BadParameter(str(exc)) from exc
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        logcap.install(handler)  # a flood of failing clients must not flood the log
     logging.getLogger("localhub").setLevel(logging.INFO)
     serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
-                      storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated))
+                      storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated,
+                      head_timeout, body_timeout))
 
 
 @main.group()

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import auth
+from . import auth, bulk, tls_buffers
 from .client import HubClient, HubRequestError
 from .mqtt_codec import (CONNACK_ACCEPTED, Connack, Connect, PacketReader, Pingreq, Publish,
                          Puback, Suback, Subscribe, encode)
@@ -165,6 +165,10 @@ class Fleet:
 
     def __init__(self, hub: HubLike, credentials: list[tuple[str, str]], parallel: int = 64
                  ) -> None:
+        tls_buffers.shrink()  # the simulated side holds as many TLS connections as the hub
+        if tls_buffers.raise_fd_limit() < len(credentials) + 256:
+            raise LoadSimError(f"{len(credentials)} connections need more open files than "
+                               f"this process may have ({tls_buffers.raise_fd_limit()})")
         ctx = ssl.create_default_context(cafile=str(hub.ca_path))
         self.devices = [SimDevice(d, k, hub.host, hub.mqtt_port, hub.hostname, ctx)
                         for d, k in credentials]
@@ -197,18 +201,34 @@ class Fleet:
 
 
 def register_devices(client: HubClient, prefix: str, count: int) -> list[tuple[str, str]]:
-    """Create ``{prefix}-00000`` ... devices (reusing existing ones); return (id, key) pairs."""
+    """Create ``{prefix}-00000`` ... devices, a bulk call per 100 (an existing one keeps its
+    keys); return (id, primary key) pairs."""
     out = []
-    for n in range(count):
-        device_id = f"{prefix}-{n:05d}"
+    for start in range(0, count, bulk.MAX_DEVICES):
+        batch = [(f"{prefix}-{n:05d}", auth.new_key())
+                 for n in range(start, min(count, start + bulk.MAX_DEVICES))]
+        body = [{"id": device_id, "importMode": "create", "status": "enabled",
+                 "authentication": {"type": "sas", "symmetricKey": {
+                     "primaryKey": key, "secondaryKey": auth.new_key()}}}
+                for device_id, key in batch]
         try:
-            dev = client.create_device(device_id, None, None, "enabled")
+            client.request("POST", "/devices", body)
         except HubRequestError as exc:
-            if exc.status != 409:
+            if exc.status != 400:
                 raise
-            dev = client.get_device(device_id)  # there from an earlier run on the same hub
-        out.append((device_id, dev["authentication"]["symmetricKey"]["primaryKey"]))
+            # some were there from an earlier run on the same hub: read the keys of all
+            batch = [(device_id, client.get_device(device_id)["authentication"]["symmetricKey"]
+                      ["primaryKey"]) for device_id, _ in batch]
+        out.extend(batch)
     return out
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LoadSimError(f"no VmRSS for pid {pid}")
 
 
 def wait_job(client: HubClient, job_id: str, timeout: float, poll: float = 0.05
@@ -231,8 +251,11 @@ async def _method_job(hub: HubLike, devices: int, prefix: str, timeout: float,
     t0 = time.perf_counter()
     credentials = await asyncio.to_thread(register_devices, client, prefix, devices)
     t_registered = time.perf_counter()
+    pid = getattr(hub, "pid", None)
+    rss_before = rss_bytes(pid) if pid else None
     async with Fleet(hub, credentials, parallel) as fleet:
         t_connected = time.perf_counter()
+        rss_connected = rss_bytes(pid) if pid else None
         job_id = f"{prefix}-job-{uuid.uuid4().hex[:8]}"
         body = {"jobId": job_id, "type": "scheduleDeviceMethod",
                 "cloudToDeviceMethod": {"methodName": "ping", "payload": {"n": 1},
@@ -247,8 +270,14 @@ async def _method_job(hub: HubLike, devices: int, prefix: str, timeout: float,
     stats = job["deviceJobStatistics"]
     if job["status"] != "completed" or stats["succeededCount"] != devices:
         raise LoadSimError(f"job {job_id} ended {job['status']} with {stats}")
-    return {"devices": devices, "jobSeconds": elapsed, "registerSeconds": t_registered - t0,
-            "connectSeconds": t_connected - t_registered, "answered": answered, "jobId": job_id}
+    report: dict[str, Any] = {
+        "devices": devices, "jobSeconds": elapsed, "registerSeconds": t_registered - t0,
+        "connectSeconds": t_connected - t_registered, "answered": answered, "jobId": job_id}
+    if rss_before is not None and rss_connected is not None:
+        report["hubRssBeforeBytes"] = rss_before
+        report["hubRssConnectedBytes"] = rss_connected
+        report["hubRssPerConnectionBytes"] = (rss_connected - rss_before) // devices
+    return report
 
 
 def run_method_job_report(hub: HubLike, devices: int = 1000, prefix: str | None = None,

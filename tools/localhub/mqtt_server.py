@@ -34,9 +34,10 @@ from .twin import TwinError, parse_json_object
 log = logging.getLogger("localhub.mqtt")
 
 CONNECT_TIMEOUT = 10.0
-# Connections past TLS that have not yet sent an accepted CONNECT. Beyond this a new one is
-# closed at once: a flood of idle sockets must not exhaust the hub's file descriptors and lock
-# out the devices already connected (each waits CONNECT_TIMEOUT at most).
+# Connections past TLS that have not yet sent an accepted CONNECT. Beyond this the one that has
+# waited longest is closed for the newcomer: a flood of idle sockets must not exhaust the hub's
+# file descriptors, nor lock out a device that connects during it (a device sends its CONNECT
+# at once, so it is past the count long before the flood's sockets push it out).
 MAX_UNAUTHENTICATED = 256
 MAX_KEEPALIVE = 1177
 MAX_SUBSCRIPTIONS = 5
@@ -323,7 +324,7 @@ class MqttServer:
         self.server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.max_unauthenticated = max_unauthenticated
-        self._unauthenticated = 0
+        self._unauthenticated: dict[MqttConnection, None] = {}  # oldest first
         self.turned_away = 0
 
     async def start(self, host: str, port: int) -> None:
@@ -332,28 +333,27 @@ class MqttServer:
             reuse_address=True, limit=MAX_PACKET)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._unauthenticated >= self.max_unauthenticated:
+        conn = MqttConnection(self.hub, reader, writer,
+                              lambda: self._unauthenticated.pop(conn, None))
+        if len(self._unauthenticated) >= self.max_unauthenticated:
+            oldest = next(iter(self._unauthenticated))
+            del self._unauthenticated[oldest]
             self.turned_away += 1
             if self.turned_away & (self.turned_away - 1) == 0:  # 1, 2, 4, 8...: the log stays small
-                log.warning("%d connections turned away: %d are still to send CONNECT",
-                            self.turned_away, self._unauthenticated)
-            writer.close()
-            return
-        self._unauthenticated += 1
-        conn = MqttConnection(self.hub, reader, writer, self._authenticated)
+                log.warning("%d connections turned away (the longest waiting for CONNECT "
+                            "closed for a newcomer); %d wait now", self.turned_away,
+                            len(self._unauthenticated) + 1)
+            oldest.close("turned away: too many connections yet to send CONNECT")
+        self._unauthenticated[conn] = None
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
             await conn.run()
         finally:
-            if not conn.authenticated:
-                self._unauthenticated -= 1
+            self._unauthenticated.pop(conn, None)
             if task is not None:
                 self._tasks.discard(task)
-
-    def _authenticated(self) -> None:
-        self._unauthenticated -= 1
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -8,6 +8,7 @@ refused to everyone, so a new route cannot be left open by forgetting its right.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Awaitable, Callable, Final, Literal
@@ -17,6 +18,7 @@ from aiohttp import web
 from . import auth, query
 from .errors import HubError, bad_request
 from .hub import Hub
+from .https_gate import BODY_TIMEOUT, ConnectionGate
 from .rights import Right
 from .twin import TwinError
 
@@ -31,6 +33,7 @@ Access = Right | Literal["public", "device"]
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
 INFO_KEY: web.AppKey[dict[str, Any]] = web.AppKey("info", dict)
 ACCESS_KEY: web.AppKey[dict[web.AbstractRoute, Access]] = web.AppKey("access", dict)
+GATE_KEY: web.AppKey[ConnectionGate] = web.AppKey("gate", ConnectionGate)
 # The hub's own routes stand in for what IoT Hub offers over AMQP; a token scoped to a device
 # opens them as it would the AMQP link (/localhub/devices/d1/... is /devices/d1/...).
 LOCALHUB_PREFIX = "/localhub"
@@ -55,7 +58,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HubError as exc:
-        return error_response(exc)
+        response = error_response(exc)
+        if exc.status == 408:  # the rest of a stalled body must not be read as a next request
+            response.force_close()
+        return response
     except TwinError as exc:
         return error_response(HubError(exc.status, "ArgumentInvalid", str(exc)))
     except query.QueryError as exc:
@@ -88,8 +94,19 @@ def resource_path(path: str) -> str:
     return path
 
 
+def vouch(request: web.Request) -> None:
+    """The request carried a valid token: its connection no longer counts against the cap of
+    connections nobody has authenticated on (https_gate.py)."""
+    gate = request.app.get(GATE_KEY)
+    if gate is not None:
+        gate.vouch(request.transport)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gate = request.app.get(GATE_KEY)
+    if gate is not None:
+        gate.head_received(request.transport)
     access = _access_of(request)
     if access == PUBLIC or access == DEVICE:
         return await handler(request)
@@ -101,6 +118,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                                   hub.names, hub.clock(), access, resource_path(request.path))
     except auth.AuthError as exc:
         raise HubError(401, "IotHubUnauthorizedAccess", f"Unauthorized: {exc}") from exc
+    vouch(request)
     if not request.path.startswith(LOCALHUB_PREFIX + "/"):
         version = request.query.get("api-version")
         if version not in SERVICE_API_VERSIONS:
@@ -108,8 +126,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, or 408 if the client takes longer than the gate's body timeout."""
+    gate = request.app.get(GATE_KEY)
+    timeout = gate.body_timeout if gate is not None else BODY_TIMEOUT
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError as exc:
+        raise HubError(408, "RequestTimeout",
+                       f"request body not received in {timeout:g} s") from exc
+
+
 async def json_body(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         return {}
     try:

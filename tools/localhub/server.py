@@ -17,10 +17,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, blob, certs, state, upload_routes, uploads
+from . import __version__, blob, certs, state, tls_buffers, upload_routes, uploads
+from .https_gate import (BODY_TIMEOUT, HEAD_TIMEOUT, KEEPALIVE_TIMEOUT, LINGERING_TIME,
+                         TLS_HANDSHAKE_TIMEOUT, ConnectionGate)
 from .hub import Hub
 from .mqtt_server import MAX_UNAUTHENTICATED, MqttServer
 from .rest import make_app
+from .routing import GATE_KEY
 
 log = logging.getLogger("localhub")
 
@@ -37,7 +40,11 @@ class ServeConfig:
     storage_connection_string: str | None = None
     storage_container: str = blob.DEFAULT_CONTAINER
     upload_sas_ttl: int = uploads.DEFAULT_SAS_TTL
-    max_unauthenticated: int = MAX_UNAUTHENTICATED  # MQTT connections yet to send CONNECT
+    # Connections nobody has authenticated on yet, per listener: MQTT before CONNECT, HTTPS
+    # before a request with a valid token (https_gate.py).
+    max_unauthenticated: int = MAX_UNAUTHENTICATED
+    head_timeout: float = HEAD_TIMEOUT  # HTTPS: accept to a whole first request head
+    body_timeout: float = BODY_TIMEOUT  # HTTPS: a whole request body
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -66,6 +73,8 @@ def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
 async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
+    tls_buffers.shrink()
+    tls_buffers.raise_fd_limit()
     policies = state.load_policies(state_dir)
     advertised, names = hub_names(config)
     cert, key = certs.ensure_server_cert(state_dir, names)
@@ -76,18 +85,23 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
             "httpsPort": config.https_port, "version": __version__,
             "caPath": str(state_dir / certs.CA_CERT)}
     app = make_app(hub, info)
+    gate = ConnectionGate(config.max_unauthenticated, config.head_timeout, config.body_timeout)
+    app[GATE_KEY] = gate
     storage = blob.make_storage(state_dir, config.host, advertised, cert, key,
                                 config.storage_connection_string, config.storage_container)
     upload_service = uploads.UploadService(hub.store.db, storage, hub.clock, config.upload_sas_ttl)
     upload_routes.setup(app, upload_service)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=KEEPALIVE_TIMEOUT, lingering_time=LINGERING_TIME)
     await runner.setup()
+    https: asyncio.Server | None = None
     try:
         await upload_service.resume()  # Azurite again if this state folder used it before
         await mqtt.start(config.host, config.mqtt_port)
-        site = web.TCPSite(runner, config.host, config.https_port, ssl_context=ctx,
-                           reuse_address=True)
-        await site.start()
+        assert runner.server is not None
+        https = await asyncio.get_running_loop().create_server(
+            gate.protocol_factory(runner.server), config.host, config.https_port, ssl=ctx,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT, reuse_address=True)
         hub.jobs.start()  # resume stored jobs now that devices can reconnect
         state.write_runtime(state_dir, state.Runtime(os.getpid(), config.host, config.mqtt_port,
                                                      config.https_port, advertised))
@@ -98,7 +112,9 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
         state.clear_runtime(state_dir, os.getpid())
         await hub.jobs.stop()  # unfinished jobs stay stored and resume at the next start
         await mqtt.stop()
-        await runner.cleanup()
+        if https is not None:
+            https.close()
+        await runner.cleanup()  # closes the connections still open
         await upload_service.close()  # stops Azurite
         hub.close()
 

@@ -151,6 +151,10 @@ class HubProcess:
         self.proc = None
 
     @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -34,7 +34,7 @@ from . import auth
 from .errors import HubError, bad_request
 from .hub import DEVICE_API_VERSIONS
 from .rights import Right
-from .routing import DEVICE, HUB_KEY, add_route
+from .routing import DEVICE, HUB_KEY, add_route, read_body, vouch
 from .uploads import UploadService
 
 UPLOADS_KEY: web.AppKey[UploadService] = web.AppKey("uploads", UploadService)
@@ -56,13 +56,14 @@ def authenticate_device(request: web.Request) -> str:
                                  hub.policies)
     except auth.AuthError as exc:
         raise HubError(401, "IotHubUnauthorizedAccess", f"Unauthorized: {exc}") from exc
+    vouch(request)
     return device_id
 
 
 async def _device_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_DEVICE_BODY:
         raise HubError(413, "MessageTooLarge", "request body too large")
-    raw = await request.read()
+    raw = await read_body(request)
     if len(raw) > MAX_DEVICE_BODY:
         raise HubError(413, "MessageTooLarge", "request body too large")
     try:
