@@ -4,7 +4,8 @@ A parser returns ``None`` for "not my topic" and raises ``ProtocolError`` for "m
 malformed", so a dispatcher can try each parser in turn (STYLE lesson 3).
 
 Property bags are ``k=v&k2=v2`` with keys and values URL-encoded. Values are strings; a key
-without ``=`` maps to ``""``. System properties use their wire names: ``$.mid`` (message id),
+without ``=`` maps to ``None`` (``k=`` to ``""``), as the official SDKs read it and the hub
+writes it. System properties use their wire names: ``$.mid`` (message id),
 ``$.cid`` (correlation id), ``$.ct`` (content type), ``$.ce`` (content encoding).
 """
 
@@ -106,7 +107,7 @@ def encode_bag(props):
 
 
 def decode_bag(text):
-    """``a=1&b=x%2Fy`` -> ``{"a": "1", "b": "x/y"}``. Raises ``ProtocolError`` if malformed."""
+    """``a=1&b=x%2Fy&c`` -> ``{"a": "1", "b": "x/y", "c": None}``. ``ProtocolError`` if malformed."""
     props = {}
     if not text:
         return props
@@ -116,7 +117,7 @@ def decode_bag(text):
         eq = part.find("=")
         try:
             if eq < 0:
-                props[unquote(part)] = ""
+                props[unquote(part)] = None
             else:
                 key = unquote(part[:eq])
                 if not key:

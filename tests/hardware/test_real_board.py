@@ -8,9 +8,8 @@ Without --board-port every test here is skipped with the reason.
 """
 
 import pytest
-
 from boardkit import deploy, profiles, provision
-from localhub.certs import lan_address
+from localhub.storage.certs import lan_address
 from localhub.testing import HubProcess
 
 

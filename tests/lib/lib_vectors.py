@@ -103,7 +103,7 @@ C2D = [
         "dev1",
         {"$.mid": "42", "$.to": "/devices/dev1/messages/devicebound", "iothub-ack": "full", "color": "red"},
     ),
-    ("devices/dev1/messages/devicebound/flag&x=", "dev1", {"flag": "", "x": ""}),
+    ("devices/dev1/messages/devicebound/flag&x=", "dev1", {"flag": None, "x": ""}),
     ("devices/dev2/messages/devicebound/a=1", "dev1", None),
     ("$iothub/twin/res/200/?$rid=1", "dev1", None),
 ]

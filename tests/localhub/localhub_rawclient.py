@@ -1,4 +1,4 @@
-"""A raw MQTT-over-TLS test client built on localhub.mqtt_codec: sends exactly the bytes a test
+"""A raw MQTT-over-TLS test client built on localhub.protocol.mqtt_codec: sends exactly the bytes a test
 wants (including broken ones) and reads what the hub answers. Blocking, with timeouts."""
 
 from __future__ import annotations
@@ -8,9 +8,17 @@ import ssl
 import time
 from typing import Any
 
-from localhub import auth
-from localhub.mqtt_codec import (Connack, Connect, PacketReader, Puback, Publish, Subscribe,
-                                 Suback, encode)
+from localhub.protocol import auth
+from localhub.protocol.mqtt_codec import (
+    Connack,
+    Connect,
+    PacketReader,
+    Puback,
+    Publish,
+    Suback,
+    Subscribe,
+    encode,
+)
 
 
 def device_token(hostname: str, device_id: str, key: str, ttl: int = 3600,

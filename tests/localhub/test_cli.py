@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from localhub import auth
-from localhub import state as state_mod
-from localhub.rights import Right
-from localhub.cli import main
+from localhub.cli.main import main
+from localhub.protocol import auth
+from localhub.protocol.rights import Right
+from localhub.storage import state as state_mod
 from localhub.testing import HubProcess
-
 from localhub_rawclient import connect_device
 
 
@@ -67,7 +65,7 @@ def test_cli_offline_then_against_a_running_hub(tmp_path: Path) -> None:
         assert "queued" in run(state, "c2d", "send", "cli-dev", "hello", "--prop", "kind=greeting")
         client = connect_device(hub, "cli-dev")
         client.subscribe("devices/cli-dev/messages/devicebound/#")
-        from localhub.mqtt_codec import Publish
+        from localhub.protocol.mqtt_codec import Publish
         msg = client.expect(Publish)
         assert msg.payload == b"hello" and "kind=greeting" in msg.topic
         client.close()

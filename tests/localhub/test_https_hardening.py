@@ -12,10 +12,11 @@ import socket
 import ssl
 import time
 
-from localhub import auth, logcap, state
+from localhub.protocol import auth
+from localhub.protocol.mqtt_codec import CONNACK_NOT_AUTHORIZED
+from localhub.storage import state
+from localhub.support import logcap
 from localhub.testing import HubProcess
-
-from localhub.mqtt_codec import CONNACK_NOT_AUTHORIZED
 from localhub_rawclient import RawClient, connect_device
 
 

@@ -8,10 +8,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from localhub.hub import Hub
-from localhub.jobs import JobService
-from localhub.store import Store
-from localhub.topics import SUB_METHODS
+from localhub.protocol.topics import SUB_METHODS
+from localhub.server import open_hub
+from localhub.services.hub import Hub
+from localhub.services.jobs import JobService
 
 
 class Device:
@@ -43,8 +43,9 @@ class Device:
 
 
 def _hub(tmp_path: Path, concurrency: int) -> Hub:
-    hub = Hub(Store(tmp_path / "hub.sqlite3"), frozenset({"localhost"}), {})
-    hub.jobs = JobService(hub, concurrency=concurrency)
+    hub = open_hub(tmp_path / "hub.sqlite3", frozenset({"localhost"}), {})
+    hub.jobs = JobService(hub.jobs.store, hub.registry, hub.twins, hub.methods, hub.clock,
+                          concurrency=concurrency)
     return hub
 
 

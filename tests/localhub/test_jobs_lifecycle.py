@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from localhub import loadsim
-from localhub.client import HubRequestError
-from localhub.mqtt_codec import Publish
-from localhub.testing import HubProcess
-from localhub.twin import iso_now
+from localhub.client.hub_client import HubRequestError
+from localhub.protocol.mqtt_codec import Publish
+from localhub.protocol.twin import iso_now
+from localhub.testing import HubProcess, loadsim
 from localhub_rawclient import RawClient, connect_device
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"

@@ -16,13 +16,17 @@ from typing import Any, Callable, Iterator
 import pytest
 from azure.iot.device import IoTHubDeviceClient, MethodResponse
 from azure.iot.hub import IoTHubJobManager, IoTHubRegistryManager
-from azure.iot.hub.models import (CloudToDeviceMethod, JobRequest, QuerySpecification, Twin,
-                                  TwinProperties)
-from msrest.exceptions import HttpOperationError
-
-from localhub.mqtt_codec import Publish
+from azure.iot.hub.models import (
+    CloudToDeviceMethod,
+    JobRequest,
+    QuerySpecification,
+    Twin,
+    TwinProperties,
+)
+from localhub.protocol.mqtt_codec import Publish
 from localhub.testing import HubProcess
 from localhub_rawclient import connect_device
+from msrest.exceptions import HttpOperationError
 
 
 @pytest.fixture
@@ -246,14 +250,14 @@ def test_malformed_query_is_400_with_position(service, sql: str, column: int) ->
 ])
 def test_malformed_job_spec_is_400(module_hub: HubProcess, request_body: dict[str, Any],
                                    fragment: str) -> None:
-    from localhub.client import HubRequestError
+    from localhub.client.hub_client import HubRequestError
     with pytest.raises(HubRequestError) as err:
         module_hub.client.request("PUT", f"/jobs/v2/bad-{_uid()}", request_body)
     assert err.value.status == 400 and fragment in err.value.message
 
 
 def test_unparseable_job_body_and_unknown_job(module_hub: HubProcess, service) -> None:
-    from localhub.client import HubRequestError
+    from localhub.client.hub_client import HubRequestError
     jobs, _ = service
     with pytest.raises(HubRequestError) as err:
         module_hub.client.request("PUT", "/jobs/v2/raw", raw_body=b"{not json")

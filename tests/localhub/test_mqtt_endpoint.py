@@ -7,11 +7,17 @@ import json
 import time
 
 import pytest
-
-from localhub.client import HubRequestError
-from localhub.mqtt_codec import Connack, Connect, Pingreq, Pingresp, Puback, Publish, encode
+from localhub.client.hub_client import HubRequestError
+from localhub.protocol.mqtt_codec import (
+    Connack,
+    Connect,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Publish,
+    encode,
+)
 from localhub.testing import HubProcess
-
 from localhub_rawclient import RawClient, connect_device, device_token
 
 API = "?api-version=2021-04-12"
@@ -306,7 +312,7 @@ def test_token_expiry_and_keepalive_close_the_connection(module_hub: HubProcess)
 def test_a_graceful_disconnect_is_no_error(module_hub: HubProcess) -> None:
     """DISCONNECT closes the connection cleanly: no handler failure in the hub's log (a closed
     TLS transport's write buffer was read after it and raised, for a third of disconnects)."""
-    from localhub.mqtt_codec import Disconnect
+    from localhub.protocol.mqtt_codec import Disconnect
 
     hub = module_hub
     hub.create_device("polite")
@@ -323,7 +329,7 @@ def test_a_graceful_disconnect_is_no_error(module_hub: HubProcess) -> None:
 
 
 def test_a_will_is_sent_as_telemetry_when_the_link_breaks_and_not_after_disconnect(module_hub: HubProcess) -> None:
-    from localhub.mqtt_codec import Disconnect
+    from localhub.protocol.mqtt_codec import Disconnect
 
     hub = module_hub
     hub.create_device("willing")

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from localhub import query
-from localhub.errors import HubError
-from localhub.jobs import parse_job_request, parse_time
-from localhub.query_lexer import tokenize
+from localhub.protocol.errors import HubError
+from localhub.query.lexer import tokenize
+from localhub.services.jobs import parse_job_request, parse_time
 
 TWINS: list[dict[str, Any]] = [
     {"deviceId": "pump-1", "status": "enabled", "lastActivityTime": "2026-01-02T00:00:00Z",

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-from localhub.mqtt_codec import Publish
+from localhub.protocol.mqtt_codec import Publish
 from localhub.testing import HubProcess
-
 from localhub_rawclient import connect_device
 
 
@@ -50,7 +49,7 @@ def test_restart_keeps_registry_twins_and_c2d(hub: HubProcess) -> None:
 def test_a_state_folder_from_before_persistent_sessions_keeps_its_c2d_subscriptions(tmp_path) -> None:
     import sqlite3
 
-    from localhub.store import Store
+    from localhub.storage.store import Store
 
     path = tmp_path / "hub.sqlite3"
     old = sqlite3.connect(str(path))

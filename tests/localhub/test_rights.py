@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 from azure.iot.device import IoTHubDeviceClient, Message
 from azure.iot.hub import IoTHubRegistryManager
-from msrest.exceptions import HttpOperationError
-
-from localhub import auth, job_routes, rest, rights, state, upload_routes
-from localhub.client import HubRequestError
-from localhub.hub import Hub
-from localhub.mqtt_codec import CONNACK_NOT_AUTHORIZED
-from localhub.rights import DEFAULT_POLICIES
-from localhub.routing import ACCESS_KEY
+from localhub.client.hub_client import HubRequestError
+from localhub.endpoints import job_routes, rest, upload_routes
+from localhub.endpoints.routing import ACCESS_KEY
+from localhub.protocol import auth, rights
+from localhub.protocol.mqtt_codec import CONNACK_NOT_AUTHORIZED
+from localhub.protocol.rights import DEFAULT_POLICIES
+from localhub.server import open_hub
+from localhub.storage import state
 from localhub.testing import HubProcess
 from localhub_rawclient import RawClient
+from msrest.exceptions import HttpOperationError
 
 RR, RW, SC, DC = "RegistryRead", "RegistryWrite", "ServiceConnect", "DeviceConnect"
 # What each default policy grants (the docs' table of a new hub).
@@ -80,7 +81,7 @@ def _call(hub: HubProcess, method: str, path: str, body: Any, token: str) -> int
 
 
 def test_the_table_names_every_route_the_hub_serves(tmp_path) -> None:
-    hub = Hub.open(tmp_path / "hub.sqlite3", frozenset({"h"}), {})
+    hub = open_hub(tmp_path / "hub.sqlite3", frozenset({"h"}), {})
     try:
         app = rest.make_app(hub, {})
         served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
@@ -123,11 +124,10 @@ def test_a_route_without_a_right_is_refused_to_everyone(tmp_path) -> None:
 
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
-
-    from localhub.rights import Policy, Right
+    from localhub.protocol.rights import Policy, Right
 
     key = auth.new_key()
-    hub = Hub.open(tmp_path / "hub.sqlite3", frozenset({"h"}),
+    hub = open_hub(tmp_path / "hub.sqlite3", frozenset({"h"}),
                    {"iothubowner": Policy("iothubowner", key, Right.ALL)})
 
     async def forgotten(request: web.Request) -> web.Response:

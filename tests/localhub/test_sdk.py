@@ -16,9 +16,8 @@ import pytest
 from azure.iot.device import IoTHubDeviceClient, Message, MethodResponse
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod, QuerySpecification, Twin, TwinProperties
-from msrest.exceptions import HttpOperationError
-
 from localhub.testing import HubProcess
+from msrest.exceptions import HttpOperationError
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
@@ -229,7 +228,7 @@ def test_what_the_local_hub_does_not_offer_is_refused_in_iot_hubs_json(module_hu
         response = err.value.response
         assert response.status_code == 404
         assert response.json()["Message"].startswith("ErrorCode:NotFound;")
-    from localhub.client import HubRequestError
+    from localhub.client.hub_client import HubRequestError
 
     with pytest.raises(HubRequestError) as wrong:
         module_hub.client.request("DELETE", "/statistics/devices")
@@ -264,7 +263,7 @@ def test_bulk_registry_operations_through_the_service_sdk(module_hub: HubProcess
     twin = registry.bulk_create_or_update_devices([ExportImportDevice(id="bulk-3", import_mode="updateTwin",
                                                                       tags={"room": "b"})])
     assert twin.is_successful is True and registry.get_twin("bulk-3").tags == {"room": "b"}
-    from localhub.client import HubRequestError
+    from localhub.client.hub_client import HubRequestError
 
     with pytest.raises(HubRequestError) as too_many:  # IoT Hub's limit: 100 a call
         module_hub.client.request("POST", "/devices", [{"id": f"many-{i}", "importMode": "create"}

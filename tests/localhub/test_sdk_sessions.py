@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 import pytest
 from azure.iot.device import IoTHubDeviceClient, MethodResponse
-
 from localhub.testing import HubProcess
 
 
@@ -98,7 +97,7 @@ def test_subscriptions_survive_disconnect_connect_and_a_hub_restart(hub: HubProc
 def test_session_present_is_accurate_and_a_clean_session_keeps_nothing(hub: HubProcess) -> None:
     """Raw MQTT: CONNACK's session-present says whether subscriptions were kept; a kept method
     subscription serves a connection that never subscribed; a clean session drops them."""
-    from localhub.mqtt_codec import Publish, Unsuback, Unsubscribe
+    from localhub.protocol.mqtt_codec import Publish, Unsuback, Unsubscribe
     from localhub_rawclient import RawClient, device_token
 
     hub.create_device("raw-persistent")

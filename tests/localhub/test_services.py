@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from localhub.errors import HubError
-from localhub.hub import Hub
-from localhub.rights import Policy, Right
-from localhub.topics import SUB_C2D, SUB_DESIRED
+from localhub.protocol.errors import HubError
+from localhub.protocol.rights import Policy, Right
+from localhub.protocol.topics import SUB_C2D, SUB_DESIRED
+from localhub.server import open_hub
 
 
 class Clock:
@@ -47,7 +46,7 @@ class FakeSession:
 @pytest.fixture
 def hub(tmp_path: Path):
     clock = Clock()
-    h = Hub.open(tmp_path / "hub.sqlite3", frozenset({"hub.local"}), {"iothubowner": Policy("iothubowner", "a2V5", Right.ALL)}, clock)
+    h = open_hub(tmp_path / "hub.sqlite3", frozenset({"hub.local"}), {"iothubowner": Policy("iothubowner", "a2V5", Right.ALL)}, clock)
     h.registry.create("d1")
     yield h, clock
     h.close()

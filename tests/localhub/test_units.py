@@ -5,12 +5,25 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from localhub import auth, query, topics, twin
-from localhub.rights import Policy, Right
-from localhub.mqtt_codec import (Connack, Connect, Disconnect, MalformedPacket, MqttError,
-                                 PacketReader, PacketTooLarge, Pingreq, Puback, Publish, Suback,
-                                 Subscribe, Unsubscribe, encode)
+from localhub import query
+from localhub.protocol import auth, topics, twin
+from localhub.protocol.mqtt_codec import (
+    Connack,
+    Connect,
+    Disconnect,
+    MalformedPacket,
+    MqttError,
+    PacketReader,
+    PacketTooLarge,
+    Pingreq,
+    Puback,
+    Publish,
+    Suback,
+    Subscribe,
+    Unsubscribe,
+    encode,
+)
+from localhub.protocol.rights import Policy, Right
 
 KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 ASCII bytes
 

@@ -22,12 +22,17 @@ from urllib.parse import parse_qs, quote, urlencode
 import pytest
 from azure.iot.device import IoTHubDeviceClient
 from azure.storage.blob import BlobClient
-
-from localhub import auth, state
-from localhub.blob import SAS_VERSION, account_sas, blob_sas, parse_storage_connection_string
-from localhub.errors import HubError
+from localhub.protocol import auth
+from localhub.protocol.errors import HubError
+from localhub.services.uploads import check_blob_name
+from localhub.storage import state
+from localhub.storage.blob import (
+    SAS_VERSION,
+    account_sas,
+    blob_sas,
+    parse_storage_connection_string,
+)
 from localhub.testing import HubProcess
-from localhub.uploads import check_blob_name
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 API = "2021-04-12"
@@ -103,8 +108,12 @@ def device(upload_hub: HubProcess, request: pytest.FixtureRequest) -> str:
 # --- pure parts ------------------------------------------------------------------------------------
 def test_sas_signatures_equal_azure_storage_blob() -> None:
     """Same string to sign as the official SDK (which only signs for its own newest version)."""
-    from azure.storage.blob import (AccountSasPermissions, ResourceTypes, generate_account_sas,
-                                    generate_blob_sas)
+    from azure.storage.blob import (
+        AccountSasPermissions,
+        ResourceTypes,
+        generate_account_sas,
+        generate_blob_sas,
+    )
     from azure.storage.blob._shared.constants import X_MS_VERSION
 
     key = base64.b64encode(b"k" * 64).decode()

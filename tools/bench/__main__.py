@@ -159,7 +159,7 @@ def unix_app(hub: Any, work: Path, umqtt_in_place: int) -> dict[str, Any]:
 
 
 def hub_scale(hub: Any, devices: int) -> dict[str, Any]:
-    from localhub.loadsim import run_method_job_report
+    from localhub.testing.loadsim import run_method_job_report
 
     report = run_method_job_report(hub, devices)
     report["concurrent_tls_connections"] = report["answered"]  # all connected at once during the job

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
-from iothub import connstr
-from iothub.connstr import ConnectionString
-from iothub.errors import ConfigError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from localhub.certs import der_bundle
+from iothub import connstr
+from iothub.connstr import ConnectionString
+from iothub.errors import ConfigError
+from localhub.storage.certs import der_bundle
 
 AZURE_ROOT_NAMES = ("DigiCert Global Root G2", "Microsoft RSA Root Certificate Authority 2017")
 CONFIG_FILE = "config.json"
@@ -124,10 +124,10 @@ def from_azure(out_dir: Path, connection_string: str, wifi_ssid: str, wifi_passw
 def from_local_hub(out_dir: Path, hub_state: Path, device_id: str, wifi_ssid: str, wifi_password: str,
                    telemetry_interval: int = 10) -> Provisioned:
     """Provision for a device of the local hub in `hub_state`, creating the device if needed."""
-    from localhub import certs, state
-    from localhub.cli import Ctx
-    from localhub.client import HubRequestError
-    from localhub.errors import HubError
+    from localhub.cli.main import Ctx
+    from localhub.client.hub_client import HubRequestError
+    from localhub.protocol.errors import HubError
+    from localhub.storage import certs, state
 
     hub = Ctx(hub_state)
     try:

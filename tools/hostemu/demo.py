@@ -38,8 +38,8 @@ from rich.table import Table
 from rich.text import Text
 
 from boardkit import profiles, provision
-from localhub import state as hub_state
-from localhub.client import HubRequestError
+from localhub.client.hub_client import HubRequestError
+from localhub.storage import state as hub_state
 from localhub.testing import HubProcess, free_loopback_host
 
 MQTT_PORT = 8883

@@ -1,4 +1,6 @@
-"""Run the hub: certificates, store, MQTT and HTTPS listeners, until SIGINT/SIGTERM.
+"""The composition root: the hub's services wired together (:func:`open_hub`, and the offline
+registry the CLI uses), and the serving hub: certificates, store, MQTT and HTTPS listeners, run
+until SIGINT/SIGTERM.
 
 ``serve(ServeConfig(...))`` is what ``localhub serve`` calls. Both listeners bind before the
 runtime record (``runtime.json``) is written, so a reader of that file can connect at once.
@@ -12,20 +14,65 @@ import os
 import signal
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping
 
 from aiohttp import web
 
-from . import __version__, blob, certs, state, tls_buffers, upload_routes, uploads
-from .https_gate import (BODY_TIMEOUT, HEAD_TIMEOUT, KEEPALIVE_TIMEOUT, LINGERING_TIME,
-                         TLS_HANDSHAKE_TIMEOUT, ConnectionGate)
-from .hub import Hub
-from .mqtt_server import MAX_UNAUTHENTICATED, MqttServer
-from .rest import make_app
-from .routing import GATE_KEY
+from . import __version__
+from .endpoints import upload_routes
+from .endpoints.https_gate import (
+    BODY_TIMEOUT,
+    HEAD_TIMEOUT,
+    KEEPALIVE_TIMEOUT,
+    LINGERING_TIME,
+    TLS_HANDSHAKE_TIMEOUT,
+    ConnectionGate,
+)
+from .endpoints.mqtt import MAX_UNAUTHENTICATED, MqttServer
+from .endpoints.rest import make_app
+from .endpoints.routing import GATE_KEY
+from .protocol.rights import Policy
+from .services import uploads
+from .services.c2d import C2DService
+from .services.hub import Hub
+from .services.jobs import JobService
+from .services.methods import MethodService
+from .services.registry import Registry
+from .services.sessions import SessionRegistry
+from .services.telemetry import TelemetryService
+from .services.twins import TwinService
+from .storage import blob, certs, state
+from .storage.jobstore import JobStore
+from .storage.store import Store
+from .support import tls_buffers
 
 log = logging.getLogger("localhub")
+
+
+def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy],
+             clock: Callable[[], float] = time.time) -> Hub:
+    """The services over one store, wired together: the composition root of a serving hub."""
+    store = Store(db_path)
+    sessions = SessionRegistry()
+    registry = Registry(store, sessions, clock, lambda device_id: c2d.pending_count(device_id))
+    c2d = C2DService(store, registry, sessions, clock)
+    twins = TwinService(store, registry, sessions, clock)
+    methods = MethodService(sessions)
+    jobs = JobService(JobStore(store.db), registry, twins, methods, clock)
+    return Hub(store, names, policies, clock, sessions, registry, c2d, twins, methods,
+               TelemetryService(store, clock), jobs)
+
+
+def open_offline_registry(state_dir: Path) -> Registry:
+    """The registry of a state folder no hub serves (the CLI's device commands before the first
+    ``serve``): no sessions, C2D counted straight from the store."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(state_dir / state.DB_FILE)
+    return Registry(store, SessionRegistry(), time.time,
+                    lambda device_id: store.count_c2d(device_id, time.time()))
 
 
 @dataclass
@@ -79,7 +126,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     advertised, names = hub_names(config)
     cert, key = certs.ensure_server_cert(state_dir, names)
     ctx = server_ssl_context(cert, key)
-    hub = Hub.open(state_dir / state.DB_FILE, frozenset(names), policies)
+    hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies)
     mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
             "httpsPort": config.https_port, "version": __version__,

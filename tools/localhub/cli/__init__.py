@@ -1,0 +1,1 @@
+"""The ``localhub`` command (``main``); ``jobs`` and ``uploads`` add their verbs to it."""

@@ -1,0 +1,79 @@
+"""Device-to-cloud telemetry: recorded in the store and offered to readers (``monitor``, tests).
+
+Real IoT Hub hands telemetry to an Event Hub-compatible endpoint over AMQP; the local hub keeps
+the latest messages in SQLite and serves them over HTTPS with a long poll
+(``GET /localhub/telemetry?after=<seq>&wait=<s>``). System properties keep their IoT Hub names
+(``message-id``, ``correlation-id``, ``content-type``, ``content-encoding``,
+``iothub-connection-device-id``, ``iothub-enqueuedtime``); application properties are returned
+as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any, Callable
+
+from ..protocol.twin import iso_now
+from ..storage.store import Store, TelemetryRow
+from .longpoll import rows_or_wait
+
+MAX_MESSAGE = 256 * 1024
+
+# Property-bag keys a device sets -> the system property names a reader sees.
+SYSTEM_FROM_BAG = {
+    "$.mid": "message-id", "$.cid": "correlation-id", "$.ct": "content-type",
+    "$.ce": "content-encoding", "$.uid": "user-id", "$.exp": "absolute-expiry-time",
+    "$.on": "output-name", "$.ifid": "iothub-interface-id",
+}
+
+
+class TelemetryService:
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+        self._new = asyncio.Event()
+
+    def record(self, device_id: str, body: bytes, bag: dict[str, str | None],
+               retain: bool = False) -> int:
+        now = self.clock()
+        app: dict[str, str | None] = {}
+        system: dict[str, str | None] = {
+            "iothub-connection-device-id": device_id,
+            "iothub-enqueuedtime": iso_now(now),
+        }
+        for key, value in bag.items():
+            if key in SYSTEM_FROM_BAG:
+                system[SYSTEM_FROM_BAG[key]] = value
+            elif key.startswith("$."):
+                system[key] = value
+            else:
+                app[key] = value
+        if retain:
+            app["x-opt-retain"] = "true"  # IoT Hub forwards a retained PUBLISH with this property
+        seq = self.store.add_telemetry(device_id, body, app, system, now)
+        self._new.set()
+        self._new = asyncio.Event()
+        return seq
+
+    async def read(self, after: int, device_id: str | None, limit: int,
+                   wait: float) -> list[TelemetryRow]:
+        """Messages with seq > ``after``; wait up to ``wait`` seconds for the first one."""
+        return await rows_or_wait(lambda: self.store.telemetry_after(after, device_id, limit),
+                                  lambda: self._new, wait)
+
+
+def row_json(row: TelemetryRow) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "seq": row.seq,
+        "deviceId": row.device_id,
+        "enqueuedTime": iso_now(row.enqueued),
+        "properties": row.properties,
+        "systemProperties": row.system_properties,
+        "bodyBase64": base64.b64encode(row.body).decode("ascii"),
+    }
+    try:
+        out["body"] = row.body.decode("utf-8")
+    except UnicodeDecodeError:
+        out["body"] = None
+    return out
