@@ -15,7 +15,7 @@ import pytest
 from azure.iot.device import IoTHubDeviceClient, Message
 from azure.iot.hub import IoTHubRegistryManager
 from localhub.client.hub_client import HubRequestError
-from localhub.endpoints import job_routes, rest, upload_routes
+from localhub.endpoints import job_routes, mqtt_websocket, rest, upload_routes
 from localhub.endpoints.routing import ACCESS_KEY
 from localhub.protocol import auth, rights
 from localhub.protocol.mqtt_codec import CONNACK_NOT_AUTHORIZED
@@ -60,8 +60,10 @@ ROUTE_TABLE: list[tuple[str, str, str, Any, str]] = [
     ("GET", "/localhub/storage", "/localhub/storage", None, SC),
 ]
 PUBLIC_ROUTES = {("GET", "/localhub/info"), ("GET", "/localhub/ca.pem")}
+# The device endpoints: a device token (or a DeviceConnect policy) in the request, or, for MQTT
+# over WebSockets, in the CONNECT the socket then carries.
 DEVICE_ROUTES = {("POST", "/devices/{id}/files"), ("POST", "/devices/{id}/files/notifications"),
-                 ("POST", "/devices/{id}/files/notifications/{cid}")}
+                 ("POST", "/devices/{id}/files/notifications/{cid}"), ("GET", "/$iothub/websocket")}
 
 
 def _token(hub: HubProcess, policy: str, resource: str = "", ttl: int = 600) -> str:
@@ -88,7 +90,7 @@ def test_the_table_names_every_route_the_hub_serves(tmp_path) -> None:
         assert set(app[ACCESS_KEY].values()) >= {rest.PUBLIC}
     finally:
         hub.close()
-    served |= {(m, p) for m, p, _, _ in upload_routes.ROUTES}
+    served |= {(m, p) for m, p, _, _ in upload_routes.ROUTES} | {("GET", mqtt_websocket.PATH)}
     table = {(m, route) for m, route, _, _, _ in ROUTE_TABLE}
     assert served == table | PUBLIC_ROUTES | DEVICE_ROUTES
     assert {(m, p) for m, p, _, _ in job_routes.ROUTES} <= table

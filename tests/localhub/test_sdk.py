@@ -28,12 +28,16 @@ def registry(module_hub: HubProcess, monkeypatch: pytest.MonkeyPatch) -> IoTHubR
     return IoTHubRegistryManager.from_connection_string(module_hub.service_connection_string)
 
 
-@pytest.fixture
+@pytest.fixture(params=["mqtt", "websockets"])
 def sdk_device(module_hub: HubProcess, request: pytest.FixtureRequest):
-    device_id = "sdk-" + request.node.name.replace("_", "-")[:40]
+    """The SDK's device over MQTT on 8883, and over MQTT over WebSockets on 443
+    (``/$iothub/websocket``): every scenario that takes it runs over both."""
+    websockets = request.param == "websockets"
+    device_id = ("sdk-ws-" if websockets else "sdk-") + request.node.originalname.replace("_", "-")[:40]
     cs = module_hub.create_device(device_id)
     client = IoTHubDeviceClient.create_from_connection_string(
-        module_hub.sdk_connection_string(cs), server_verification_cert=module_hub.ca_pem)
+        module_hub.sdk_connection_string(cs), server_verification_cert=module_hub.ca_pem,
+        websockets=websockets)
     client.connect()
     yield device_id, client
     client.shutdown()
@@ -86,10 +90,11 @@ def test_twin_get_reported_desired(module_hub: HubProcess, sdk_device, registry)
 
     patches: queue.Queue = queue.Queue()
     client.on_twin_desired_properties_patch_received = patches.put
+    plant = "Redmond43-" + device_id  # each transport's device its own: the query finds one
     updated = registry.update_twin(device_id, Twin(
-        tags={"location": {"plant": "Redmond43"}},
+        tags={"location": {"plant": plant}},
         properties=TwinProperties(desired={"interval": 5, "mode": {"eco": True}})))
-    assert updated.tags == {"location": {"plant": "Redmond43"}}
+    assert updated.tags == {"location": {"plant": plant}}
     patch = patches.get(timeout=15)
     assert patch == {"interval": 5, "mode": {"eco": True}, "$version": 2}
 
@@ -99,7 +104,7 @@ def test_twin_get_reported_desired(module_hub: HubProcess, sdk_device, registry)
     assert client.get_twin()["desired"] == {"interval": 5, "$version": 3}
 
     result = registry.query_iot_hub(QuerySpecification(
-        query="SELECT * FROM devices WHERE tags.location.plant = 'Redmond43' "
+        query=f"SELECT * FROM devices WHERE tags.location.plant = '{plant}' "
               "AND properties.reported.fw = '1.0'"))
     assert [t.device_id for t in result.items] == [device_id]
     assert result.type == "twin"

@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 from aiohttp import web
 
 from . import __version__
-from .endpoints import upload_routes
+from .endpoints import mqtt_websocket, upload_routes
 from .endpoints.https_gate import (
     BODY_TIMEOUT,
     HEAD_TIMEOUT,
@@ -138,6 +138,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
                                 config.storage_connection_string, config.storage_container)
     upload_service = uploads.UploadService(hub.store.db, storage, hub.clock, config.upload_sas_ttl)
     upload_routes.setup(app, upload_service)
+    mqtt_websocket.setup(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=KEEPALIVE_TIMEOUT, lingering_time=LINGERING_TIME)
     await runner.setup()

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import ssl
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..protocol import topics
 from ..protocol.errors import HubError
@@ -62,10 +62,25 @@ MAX_PACKET = MAX_MESSAGE + 16 * 1024
 READ_CHUNK = 16 * 1024
 
 
+class ByteWriter(Protocol):
+    """What a connection writes to: an asyncio StreamWriter over TLS, or the WebSocket link of
+    mqtt_websocket.py."""
+
+    transport: Any
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class MqttConnection:
     """Implements sessions.DeviceSession for one device connection."""
 
-    def __init__(self, hub: Hub, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def __init__(self, hub: Hub, reader: asyncio.StreamReader, writer: ByteWriter,
                  on_authenticated: Callable[[], None] = lambda: None) -> None:
         self.hub = hub
         self.authenticated = False
