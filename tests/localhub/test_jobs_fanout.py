@@ -20,7 +20,8 @@ class Device:
     def __init__(self, hub: Hub, device_id: str, delay: float | None, probe: dict[str, int]
                  ) -> None:
         self.hub = hub
-        self.device_id = device_id
+        self.device_id = self.identity = device_id
+        self.module_id = None
         self.subscriptions = {SUB_METHODS: 0}
         self.delay = delay
         self.probe = probe

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from azure.iot.device import IoTHubDeviceClient, Message, MethodResponse
-from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod, QuerySpecification, Twin, TwinProperties
 from localhub.testing import HubProcess
 from msrest.exceptions import HttpOperationError
@@ -223,11 +223,11 @@ def test_model_id_announced_by_the_device_and_iot_edge_set_in_the_registry(modul
 
 
 def test_what_the_local_hub_does_not_offer_is_refused_in_iot_hubs_json(module_hub: HubProcess, registry) -> None:
-    module_hub.create_device("sdk-nomodules")
-    # Module identities and configurations are not offered: the service SDK still gets IoT Hub's
-    # JSON error (ErrorCode in Message), not a plain-text page.
-    for call in (lambda: registry.get_modules("sdk-nomodules"),
-                 lambda: registry.get_module("sdk-nomodules", "m1")):
+    # Configurations (automatic device management) are not offered: the service SDK still gets
+    # IoT Hub's JSON error (ErrorCode in Message), not a plain-text page.
+    configurations = IoTHubConfigurationManager.from_connection_string(module_hub.service_connection_string)
+    for call in (lambda: configurations.get_configuration("cfg1"),
+                 lambda: configurations.get_configurations(5)):
         with pytest.raises(HttpOperationError) as err:
             call()
         response = err.value.response

@@ -25,7 +25,8 @@ class FakeSession:
     """Stands in for an MQTT connection: records what the hub would send."""
 
     def __init__(self, device_id: str, subscriptions: dict[str, int]) -> None:
-        self.device_id = device_id
+        self.device_id = self.identity = device_id
+        self.module_id = None
         self.subscriptions = subscriptions
         self.clean_session = True
         self.sent: list[tuple[str, bytes, int]] = []

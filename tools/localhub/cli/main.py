@@ -30,6 +30,7 @@ from ..services.registry import Registry
 from ..storage import blob, certs, state
 from ..support import logcap
 from . import jobs as job_cli
+from . import modules as module_cli
 from . import uploads as upload_cli
 from .output import console, json_option, print_json
 
@@ -370,6 +371,7 @@ def c2d_send(obj: Ctx, device_id: str, body: str, props: tuple[str, ...], messag
     console.print(f"queued {mid}")
 
 
+main.add_command(module_cli.module)  # `localhub module create | list | delete | connection-string`
 main.add_command(upload_cli.upload)  # `localhub upload notifications | storage`
 main.add_command(job_cli.job)  # `localhub job create | show | list | cancel`
 main.add_command(job_cli.query_cmd)  # `localhub query "SELECT ... FROM devices ..."`

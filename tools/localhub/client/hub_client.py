@@ -106,6 +106,22 @@ class HubClient:
     def delete_device(self, device_id: str) -> None:
         self.request("DELETE", f"/devices/{quote(device_id, safe='')}", headers={"If-Match": "*"})
 
+    def create_module(self, device_id: str, module_id: str, primary_key: str | None = None,
+                      secondary_key: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"deviceId": device_id, "moduleId": module_id,
+                                "authentication": {"type": "sas", "symmetricKey": {
+                                    "primaryKey": primary_key, "secondaryKey": secondary_key}}}
+        return self.request("PUT", _module_path(device_id, module_id), body)[2]
+
+    def get_module(self, device_id: str, module_id: str) -> dict[str, Any]:
+        return self.request("GET", _module_path(device_id, module_id))[2]
+
+    def list_modules(self, device_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/devices/{quote(device_id, safe='')}/modules")[2]
+
+    def delete_module(self, device_id: str, module_id: str) -> None:
+        self.request("DELETE", _module_path(device_id, module_id), headers={"If-Match": "*"})
+
     def get_twin(self, device_id: str) -> dict[str, Any]:
         return self.request("GET", f"/twins/{quote(device_id, safe='')}")[2]
 
@@ -153,3 +169,7 @@ class HubClient:
             params["deviceId"] = device_id
         data = self.request("GET", "/localhub/telemetry", params=params, timeout=wait + 30)[2]
         return data["messages"], data["last"]
+
+
+def _module_path(device_id: str, module_id: str) -> str:
+    return f"/devices/{quote(device_id, safe='')}/modules/{quote(module_id, safe='')}"

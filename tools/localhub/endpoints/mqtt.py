@@ -88,6 +88,8 @@ class MqttConnection:
         self.reader = reader
         self.writer = writer
         self.device_id = ""
+        self.module_id: str | None = None
+        self.identity = ""  # the device id, or {device}/{module} for a module identity
         self.subscriptions: dict[str, int] = {}
         self.clean_session = True
         self.closed = False
@@ -118,7 +120,7 @@ class MqttConnection:
             return
         self.closed = True
         self.close_reason = reason
-        log.info("closing %s (%s): %s", self.device_id or "?", self.peer, reason)
+        log.info("closing %s (%s): %s", self.identity or "?", self.peer, reason)
         if self._expiry_handle is not None:
             self._expiry_handle.cancel()
         try:
@@ -168,7 +170,7 @@ class MqttConnection:
             self.close("hub shutting down")
             raise
         except Exception:  # a bug here must cost one connection, never the hub
-            log.exception("connection handler failed for %s", self.device_id or self.peer)
+            log.exception("connection handler failed for %s", self.identity or self.peer)
             self.close("internal error")
         finally:
             self.close(self.close_reason or "done")
@@ -180,12 +182,12 @@ class MqttConnection:
         if connect.will_topic is None:
             return None
         try:
-            telemetry = topics.parse_telemetry(connect.will_topic, self.device_id)
+            telemetry = topics.parse_telemetry(connect.will_topic, self.device_id, self.module_id)
         except topics.TopicError:
             telemetry = None
         if telemetry is None:
             log.info("%s: Will on %r ignored (IoT Hub forwards only a telemetry topic)",
-                     self.device_id, connect.will_topic[:80])
+                     self.identity, connect.will_topic[:80])
             return None
         return telemetry.properties, connect.will_payload or b""
 
@@ -196,7 +198,8 @@ class MqttConnection:
         bag, payload = will
         if len(payload) > MAX_MESSAGE:
             return
-        self.hub.telemetry.record(self.device_id, payload, {**bag, "iothub-MessageType": "Will"})
+        self.hub.telemetry.record(self.device_id, payload, {**bag, "iothub-MessageType": "Will"},
+                                  module_id=self.module_id)
 
     async def _serve(self) -> None:
         first = await self._read_packet(CONNECT_TIMEOUT)
@@ -207,7 +210,7 @@ class MqttConnection:
             self.close("first packet was not CONNECT")
             return
         try:
-            device_id, expiry, model_id = self.hub.authenticate(first)
+            who = self.hub.authenticate(first)
         except ConnectRefused as exc:
             log.info("refused CONNECT from %s (client id %r): %s", self.peer,
                      first.client_id[:64], exc)
@@ -217,13 +220,13 @@ class MqttConnection:
             return
         self.authenticated = True
         self._on_authenticated()
-        self.device_id = device_id
+        self.device_id, self.module_id, self.identity = who.device_id, who.module_id, who.identity
         self.clean_session = first.clean_session
         self._will = self._will_of(first)
-        session_present = self.hub.session_opened(self, first.clean_session, model_id)
+        session_present = self.hub.session_opened(self, first.clean_session, who.model_id)
         self._write(encode(Connack(session_present, CONNACK_ACCEPTED)))
         loop = asyncio.get_running_loop()
-        delay = max(0.0, expiry - self.hub.clock())
+        delay = max(0.0, who.token_expiry - self.hub.clock())
         self._expiry_handle = loop.call_later(delay, self.close, "SAS token expired")
         self.hub.session_ready(self)
         keepalive = first.keepalive if 0 < first.keepalive <= MAX_KEEPALIVE else MAX_KEEPALIVE
@@ -234,7 +237,7 @@ class MqttConnection:
                 if not self.closed:
                     self.close("keepalive expired or peer closed")
                 return
-            self.hub.registry.touch(self.device_id)
+            self.hub.registry.touch(self.identity)
             self._handle(packet)
             if self.closed:
                 # DISCONNECT (or a refusal) closed it: its TLS transport is gone.
@@ -257,7 +260,7 @@ class MqttConnection:
         elif isinstance(packet, Subscribe):
             self._on_subscribe(packet)
         elif isinstance(packet, Unsubscribe):
-            kinds = [k for k in (topics.subscription_kind(t, self.device_id) for t in packet.topics) if k]
+            kinds = [k for k in (topics.subscription_kind(t, self.device_id, self.module_id) for t in packet.topics) if k]
             dropped = [k for k in kinds if self.subscriptions.pop(k, None) is not None]
             self._write(encode(Unsuback(packet.packet_id)))
             if dropped:
@@ -275,7 +278,7 @@ class MqttConnection:
         added = []
         before = dict(self.subscriptions)
         for topic_filter, qos in packet.topics:
-            kind = topics.subscription_kind(topic_filter, self.device_id)
+            kind = topics.subscription_kind(topic_filter, self.device_id, self.module_id)
             if kind is None or (kind not in self.subscriptions
                                 and len(self.subscriptions) >= MAX_SUBSCRIPTIONS):
                 codes.append(SUBACK_FAILURE)
@@ -306,12 +309,13 @@ class MqttConnection:
             self._write(encode(Puback(pub.packet_id)))
 
     def _route(self, pub: Publish) -> bool:
-        telemetry = topics.parse_telemetry(pub.topic, self.device_id)
+        telemetry = topics.parse_telemetry(pub.topic, self.device_id, self.module_id)
         if telemetry is not None:
             if len(pub.payload) > MAX_MESSAGE:
                 self.close("telemetry message larger than 256 KB")
                 return True
-            self.hub.telemetry.record(self.device_id, pub.payload, telemetry.properties, pub.retain)
+            self.hub.telemetry.record(self.device_id, pub.payload, telemetry.properties, pub.retain,
+                                      self.module_id)
             return True
         twin = topics.parse_twin_request(pub.topic)
         if twin is not None:
@@ -319,9 +323,9 @@ class MqttConnection:
             return True
         response = topics.parse_method_response(pub.topic)
         if response is not None:
-            if not self.hub.methods.on_response(self.device_id, response.rid, response.status,
+            if not self.hub.methods.on_response(self.identity, response.rid, response.status,
                                                 pub.payload):
-                log.info("%s answered unknown or expired method request %s", self.device_id,
+                log.info("%s answered unknown or expired method request %s", self.identity,
                          response.rid[:32])
             return True
         return False
@@ -335,11 +339,11 @@ class MqttConnection:
     def _on_twin(self, req: topics.TwinRequest, payload: bytes) -> None:
         try:
             if req.kind == "GET":
-                view = self.hub.twins.device_view(self.device_id)
+                view = self.hub.twins.device_view(self.identity)
                 self._twin_reply(200, req.rid, json.dumps(view, separators=(",", ":")).encode())
                 return
             patch = parse_json_object(payload)
-            version = self.hub.twins.patch_reported(self.device_id, patch)
+            version = self.hub.twins.patch_reported(self.identity, patch)
             self._twin_reply(204, req.rid, b"", version)
         except TwinError as exc:
             self._twin_reply(exc.status, req.rid, json.dumps({"message": str(exc)}).encode())

@@ -12,6 +12,9 @@ a shared access policy in ``Authorization`` that grants the right :data:`ROUTES`
     PATCH  /twins/{id}                      merge tags / desired (If-Match optional, "*" ok)
     PUT    /twins/{id}                      replace tags / desired
     POST   /twins/{id}/methods              invoke a direct method
+    GET    /devices/{id}/modules            the device's module identities
+    GET|PUT|DELETE /devices/{id}/modules/{mid}            a module identity (PUT: as for devices)
+    GET|PATCH|PUT  /twins/{id}/modules/{mid}[/methods]    its twin; POST .../methods invokes
     POST   /devices/query                   query (x-ms-max-item-count, x-ms-continuation)
     GET    /statistics/devices | /statistics/service
 
@@ -46,6 +49,7 @@ from ..services.hub import Hub
 from ..services.methods import check_connect_timeout, check_timeout
 from ..services.registry import etag_of
 from ..services.telemetry import row_json
+from ..storage.store import module_identity
 from . import job_routes
 from .routing import (
     HUB_KEY,
@@ -119,15 +123,49 @@ async def service_statistics(request: web.Request) -> web.Response:
     return web.json_response({"connectedDeviceCount": request.app[HUB_KEY].sessions.count()})
 
 
-# --- twins and methods ------------------------------------------------------------------------
+# --- modules ---------------------------------------------------------------------------------
+async def list_modules(request: web.Request) -> web.Response:
+    registry = request.app[HUB_KEY].registry
+    return web.json_response([registry.module_json(m)
+                              for m in registry.list_modules(request.match_info["id"])])
+
+
+async def get_module(request: web.Request) -> web.Response:
+    registry = request.app[HUB_KEY].registry
+    mod = registry.require_module(request.match_info["id"], request.match_info["mid"])
+    return web.json_response(registry.module_json(mod),
+                             headers=_etag_header(etag_of(mod.etag_counter)))
+
+
+async def put_module(request: web.Request) -> web.Response:
+    registry = request.app[HUB_KEY].registry
+    mod = registry.put_module(request.match_info["id"], request.match_info["mid"],
+                              await json_object(request), request.headers.get("If-Match"))
+    return web.json_response(registry.module_json(mod),
+                             headers=_etag_header(etag_of(mod.etag_counter)))
+
+
+async def delete_module(request: web.Request) -> web.Response:
+    request.app[HUB_KEY].registry.delete_module(request.match_info["id"], request.match_info["mid"],
+                                                request.headers.get("If-Match"))
+    return web.Response(status=204)
+
+
+# --- twins and methods (of a device, or of a module: /twins/{id}/modules/{mid}) ----------------
+def _identity(request: web.Request) -> str:
+    device_id = request.match_info["id"]
+    module_id = request.match_info.get("mid")
+    return module_identity(device_id, module_id) if module_id else device_id
+
+
 async def get_twin(request: web.Request) -> web.Response:
-    twin = request.app[HUB_KEY].twins.get(request.match_info["id"])
+    twin = request.app[HUB_KEY].twins.get(_identity(request))
     return web.json_response(twin, headers=_etag_header(twin["etag"]))
 
 
 async def patch_twin(request: web.Request, replace: bool = False) -> web.Response:
     hub = request.app[HUB_KEY]
-    twin = hub.twins.update(request.match_info["id"], await json_object(request),
+    twin = hub.twins.update(_identity(request), await json_object(request),
                             request.headers.get("If-Match"), replace=replace)
     return web.json_response(twin, headers=_etag_header(twin["etag"]))
 
@@ -141,7 +179,9 @@ async def invoke_method(request: web.Request) -> web.Response:
     body = await json_object(request)
     timeout = check_timeout(body.get("responseTimeoutInSeconds"))
     connect = check_connect_timeout(body.get("connectTimeoutInSeconds"))
-    result = await hub.methods.invoke(request.match_info["id"], body.get("methodName"),
+    identity = _identity(request)
+    hub.registry.require_identity(identity)
+    result = await hub.methods.invoke(identity, body.get("methodName"),
                                       body.get("payload"), timeout, connect)
     return web.json_response(result)
 
@@ -220,6 +260,14 @@ ROUTES = (
     ("PATCH", "/twins/{id}", patch_twin, SERVICE),
     ("PUT", "/twins/{id}", put_twin, SERVICE),
     ("POST", "/twins/{id}/methods", invoke_method, SERVICE),
+    ("GET", "/devices/{id}/modules", list_modules, READ),
+    ("GET", "/devices/{id}/modules/{mid}", get_module, READ),
+    ("PUT", "/devices/{id}/modules/{mid}", put_module, WRITE),
+    ("DELETE", "/devices/{id}/modules/{mid}", delete_module, WRITE),
+    ("GET", "/twins/{id}/modules/{mid}", get_twin, SERVICE),
+    ("PATCH", "/twins/{id}/modules/{mid}", patch_twin, SERVICE),
+    ("PUT", "/twins/{id}/modules/{mid}", put_twin, SERVICE),
+    ("POST", "/twins/{id}/modules/{mid}/methods", invoke_method, SERVICE),
     ("GET", "/statistics/devices", device_statistics, READ),
     ("GET", "/statistics/service", service_statistics, SERVICE),
     ("POST", "/localhub/devices/{id}/messages/devicebound", send_c2d, SERVICE),

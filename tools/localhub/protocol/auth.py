@@ -143,15 +143,17 @@ def _signed_by_policy(token: SasToken, policies: Mapping[str, Policy], need: Rig
 
 def verify_device_token(token_text: str, device_id: str, keys: list[str],
                         names: frozenset[str], now: float,
-                        policies: Mapping[str, Policy] | None = None) -> SasToken:
-    """Check a device token for ``device_id``: signed by one of its ``keys`` with ``sr`` naming
-    the device, or (``skn`` set) by a policy granting DeviceConnect, scoped to cover the device.
+                        policies: Mapping[str, Policy] | None = None,
+                        module_id: str | None = None) -> SasToken:
+    """Check a device token for ``device_id`` (or its module ``module_id``): signed by one of
+    its ``keys`` with ``sr`` naming the device (``.../devices/{d}/modules/{m}``), or (``skn``
+    set) by a policy granting DeviceConnect, scoped to cover it.
 
     Returns the parsed token (callers schedule a disconnect at ``expiry``); raises AuthError.
     """
     token = parse_sas(token_text)
     path = _split_resource(token, names)
-    device_path = f"devices/{device_id}"
+    device_path = f"devices/{device_id}" + (f"/modules/{module_id}" if module_id else "")
     if token.key_name:
         if not rights.scope_covers(path, device_path):
             raise AuthError("SAS resource does not cover this device")

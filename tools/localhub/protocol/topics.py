@@ -49,10 +49,11 @@ def encode_property_bag(props: Mapping[str, str | None]) -> str:
     return str(device_topics.encode_bag(props))
 
 
-def subscription_kind(topic_filter: str, device_id: str) -> str | None:
+def subscription_kind(topic_filter: str, device_id: str, module_id: str | None = None) -> str | None:
     """Which IoT Hub subscription a SUBSCRIBE filter is, or None if the hub does not offer it.
-    The filters are the ones the device library subscribes with."""
-    if topic_filter == device_topics.c2d_sub(device_id):
+    The filters are the ones the device library subscribes with. A module has no C2D (IoT Hub
+    sends modules messages only through IoT Edge routes)."""
+    if module_id is None and topic_filter == device_topics.c2d_sub(device_id):
         return SUB_C2D
     return _FIXED_FILTERS.get(topic_filter)
 
@@ -72,8 +73,8 @@ class Telemetry:
     properties: dict[str, str | None]
 
 
-def parse_telemetry(topic: str, device_id: str) -> Telemetry | None:
-    prefix = f"devices/{device_id}/messages/events/"
+def parse_telemetry(topic: str, device_id: str, module_id: str | None = None) -> Telemetry | None:
+    prefix = str(device_topics.device_prefix(device_id, module_id)) + "messages/events/"
     if topic == prefix[:-1]:
         return Telemetry({})
     if not topic.startswith(prefix):

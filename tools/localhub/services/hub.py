@@ -7,6 +7,7 @@ never see a socket. Everything runs on one asyncio event loop.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Mapping
 from urllib.parse import parse_qs
 
@@ -18,7 +19,7 @@ from ..protocol.mqtt_codec import (
     Connect,
 )
 from ..protocol.rights import Policy
-from ..storage.store import Store
+from ..storage.store import Store, module_identity
 from .c2d import C2DService
 from .jobs import JobService
 from .methods import MethodService
@@ -39,6 +40,18 @@ class ConnectRefused(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    device_id: str
+    module_id: str | None
+    token_expiry: int
+    model_id: str | None  # the Plug and Play model the user name announces, if any
+
+    @property
+    def identity(self) -> str:
+        return module_identity(self.device_id, self.module_id) if self.module_id else self.device_id
 
 
 class Hub:
@@ -62,37 +75,43 @@ class Hub:
         self.jobs = jobs  # started by server.py once the listeners are up
 
     # --- device authentication -------------------------------------------------------------
-    def authenticate(self, connect: Connect) -> tuple[str, int, str | None]:
-        """Check a CONNECT against the registry; return (device id, token expiry, the Plug and
-        Play model id the user name announces, if any)."""
+    def authenticate(self, connect: Connect) -> Authenticated:
+        """Check a CONNECT against the registry: a device (client id ``{device}``) or a module
+        identity (``{device}/{module}``), its user name and SAS token."""
         if connect.protocol_name != "MQTT" or connect.protocol_level != 4:
             raise ConnectRefused(CONNACK_BAD_PROTOCOL, "only MQTT 3.1.1 is supported")
-        device_id = connect.client_id
-        if not device_id or "/" in device_id:
-            # "{deviceId}/{moduleId}" would be a module identity: not offered by the local hub.
-            raise ConnectRefused(CONNACK_ID_REJECTED, "client id must be a device id")
+        client_id = connect.client_id
+        device_id, _, module_id = client_id.partition("/")
+        if not device_id or "/" in module_id or (_ and not module_id):
+            raise ConnectRefused(CONNACK_ID_REJECTED, "client id must be {deviceId} or {deviceId}/{moduleId}")
         username = connect.username or ""
         host, sep, rest = username.partition("/")
-        user_device, sep2, query = rest.partition("/")
-        if not sep or not sep2 or user_device != device_id or not auth.host_matches(host, self.names):
+        if not sep or not rest.startswith(client_id + "/") or not auth.host_matches(host, self.names):
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED,
-                                 "user name must be {hub host}/{deviceId}/?api-version=...")
+                                 "user name must be {hub host}/{client id}/?api-version=...")
+        query = rest[len(client_id) + 1:]
         params = parse_qs(query[1:] if query.startswith("?") else query)
         if params.get("api-version", [""])[0] not in DEVICE_API_VERSIONS:
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "unsupported or missing api-version")
         dev = self.store.get_device(device_id)
         if dev is None or dev.status != "enabled":
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "device unknown or disabled")
+        keys = [dev.primary_key, dev.secondary_key]
+        if module_id:
+            mod = self.store.get_module(device_id, module_id)
+            if mod is None:
+                raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "module unknown")
+            keys = [mod.primary_key, mod.secondary_key]
         if connect.password is None:
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, "a SAS token is required as password")
         try:
             token = auth.verify_device_token(connect.password.decode("utf-8", "replace"),
-                                             device_id, [dev.primary_key, dev.secondary_key],
-                                             self.names, self.clock(), self.policies)
+                                             device_id, keys, self.names, self.clock(),
+                                             self.policies, module_id or None)
         except auth.AuthError as exc:
             raise ConnectRefused(CONNACK_NOT_AUTHORIZED, str(exc)) from exc
-        model_id = params.get("model-id", [None])[0]
-        return device_id, token.expiry, model_id
+        return Authenticated(device_id, module_id or None, token.expiry,
+                             params.get("model-id", [None])[0])
 
     # --- session lifecycle -----------------------------------------------------------------
     def session_opened(self, session: DeviceSession, clean_session: bool, model_id: str | None = None) -> bool:
@@ -102,14 +121,14 @@ class Hub:
         (the official SDKs reconnect without subscribing again: after a token renewal their
         methods, desired patches and twin responses depend on it). A clean session drops them."""
         self.sessions.attach(session)
-        self.registry.mark_connection(session.device_id)
-        self.registry.touch(session.device_id)
+        self.registry.mark_connection(session.identity)
+        self.registry.touch(session.identity)
         if model_id:
-            self.registry.record_model_id(session.device_id, model_id)
+            self.registry.record_model_id(session.identity, model_id)
         if clean_session:
-            self.store.save_subscriptions(session.device_id, {})
+            self.store.save_subscriptions(session.identity, {})
             return False
-        kept = self.store.subscriptions(session.device_id)
+        kept = self.store.subscriptions(session.identity)
         for kind, qos in kept.items():
             session.subscriptions.setdefault(kind, qos)
         return bool(kept)
@@ -121,13 +140,13 @@ class Hub:
     def subscriptions_changed(self, session: DeviceSession) -> None:
         """A SUBSCRIBE or UNSUBSCRIBE changed what the session holds: kept if it persists."""
         if not session.clean_session:
-            self.store.save_subscriptions(session.device_id, session.subscriptions)
+            self.store.save_subscriptions(session.identity, session.subscriptions)
 
     def session_closed(self, session: DeviceSession) -> None:
         self.c2d.session_closed(session)
         if self.sessions.detach(session):
-            self.registry.mark_connection(session.device_id)
-            self.methods.device_gone(session.device_id)
+            self.registry.mark_connection(session.identity)
+            self.methods.device_gone(session.identity)
 
     def close(self) -> None:
         self.store.close()

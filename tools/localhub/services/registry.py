@@ -1,4 +1,8 @@
-"""The identity registry: device CRUD, keys, status, and the Device JSON IoT Hub returns."""
+"""The identity registry: devices and their module identities (CRUD, keys, status) and the
+Device and Module JSON IoT Hub returns.
+
+An *identity* names what connects and has a twin: a device id, or ``{device}/{module}``
+(store.module_identity) for a module; sessions, twins and methods take identities."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any, Callable
 from ..protocol.auth import new_key
 from ..protocol.errors import HubError, bad_request, not_found
 from ..protocol.twin import iso_now, new_twin
-from ..storage.store import DeviceRow, Store, StoreError
+from ..storage.store import DeviceRow, ModuleRow, Store, StoreError, module_identity
 from .sessions import SessionRegistry
 
 # IoT Hub: up to 128 characters, ASCII letters, digits and - . % _ * ? ! ( ) , : = @ $ '.
@@ -23,6 +27,18 @@ NEVER = "0001-01-01T00:00:00Z"
 def check_device_id(device_id: str) -> None:
     if not DEVICE_ID_RE.match(device_id):
         raise bad_request(f"invalid device id {device_id[:64]!r}", "InvalidDeviceId")
+
+
+def check_module_id(module_id: str) -> None:
+    # IoT Hub also allows '+' and '#' in module ids; they are wildcards in MQTT topics, which
+    # carry the module id, so the local hub takes only what a device id may hold.
+    if not DEVICE_ID_RE.match(module_id):
+        raise bad_request(f"invalid module id {module_id[:64]!r}", "ArgumentInvalid")
+
+
+def split_identity(identity: str) -> tuple[str, str | None]:
+    device_id, sep, module_id = identity.partition("/")
+    return device_id, (module_id if sep else None)
 
 
 def _check_key(key: str) -> None:
@@ -128,7 +144,7 @@ class Registry:
         existing.etag_counter += 1
         self.store.save_device(existing)
         if existing.status == "disabled":
-            self.sessions.drop(device_id, "device disabled")
+            self.sessions.drop_device(device_id, "device disabled")
         return existing
 
     def delete(self, device_id: str, if_match: str | None = None) -> None:
@@ -136,7 +152,7 @@ class Registry:
         if not if_match_ok(if_match, etag_of(dev.etag_counter)):
             raise HubError(412, "PreconditionFailed", "etag does not match")
         self.store.delete_device(device_id)
-        self.sessions.drop(device_id, "device deleted")
+        self.sessions.drop_device(device_id, "device deleted")
 
     def list(self, top: int | None = None) -> list[DeviceRow]:
         return self.store.list_devices(top)
@@ -144,13 +160,115 @@ class Registry:
     def connection_state(self, device_id: str) -> str:
         return "Connected" if self.sessions.connected(device_id) else "Disconnected"
 
-    def record_model_id(self, device_id: str, model_id: str) -> None:
-        """The Plug and Play model a device announced when it connected (``model-id`` in its
-        MQTT user name): kept in its twin's ``modelId`` until it announces another."""
-        dev = self.store.get_device(device_id)
-        if dev is not None and dev.twin.get("modelId") != model_id:
-            dev.twin["modelId"] = model_id
-            self.store.save_device(dev)
+    def record_model_id(self, identity: str, model_id: str) -> None:
+        """The Plug and Play model a device (or module) announced when it connected
+        (``model-id`` in its MQTT user name): kept in its twin's ``modelId`` until it announces
+        another."""
+        row = self.find_identity(identity)
+        if row is not None and row.twin.get("modelId") != model_id:
+            row.twin["modelId"] = model_id
+            self.save_identity(row)
+
+    # --- identities: a device or one of its modules -------------------------------------------
+    def find_identity(self, identity: str) -> DeviceRow | ModuleRow | None:
+        device_id, module_id = split_identity(identity)
+        if module_id is None:
+            return self.store.get_device(device_id)
+        return self.store.get_module(device_id, module_id)
+
+    def require_identity(self, identity: str) -> DeviceRow | ModuleRow:
+        row = self.find_identity(identity)
+        if row is None:
+            device_id, module_id = split_identity(identity)
+            if module_id is None:
+                raise not_found(device_id)
+            raise HubError(404, "ModuleNotFound", f"module {module_id!r} of device {device_id!r} not found")
+        return row
+
+    def save_identity(self, row: DeviceRow | ModuleRow) -> None:
+        if isinstance(row, ModuleRow):
+            self.store.save_module(row)
+        else:
+            self.store.save_device(row)
+
+    # --- modules ---------------------------------------------------------------------------
+    def require_module(self, device_id: str, module_id: str) -> ModuleRow:
+        row = self.require_identity(module_identity(device_id, module_id))
+        assert isinstance(row, ModuleRow)
+        return row
+
+    def list_modules(self, device_id: str) -> list[ModuleRow]:
+        self.require(device_id)
+        return self.store.list_modules(device_id)
+
+    def put_module(self, device_id: str, module_id: str, body: dict[str, Any],
+                   if_match: str | None) -> ModuleRow:
+        """PUT /devices/{id}/modules/{mid}: create, or update when ``If-Match`` is given."""
+        self.require(device_id)
+        check_module_id(module_id)
+        for field, expected in (("deviceId", device_id), ("moduleId", module_id)):
+            if body.get(field) not in (None, expected):
+                raise bad_request(f"{field} in the body does not match the URL")
+        auth = body.get("authentication") or {}
+        if auth.get("type") not in (None, "sas"):
+            raise bad_request("only symmetric-key (sas) authentication is supported locally")
+        sym = auth.get("symmetricKey") or {}
+        for name in ("primaryKey", "secondaryKey"):
+            if sym.get(name):
+                _check_key(sym[name])
+        managed_by = body.get("managedBy")
+        if managed_by is not None and not isinstance(managed_by, str):
+            raise bad_request("managedBy must be a string")
+        existing = self.store.get_module(device_id, module_id)
+        if existing is None:
+            now = self.clock()
+            mod = ModuleRow(device_id=device_id, module_id=module_id,
+                            primary_key=sym.get("primaryKey") or new_key(),
+                            secondary_key=sym.get("secondaryKey") or new_key(),
+                            managed_by=managed_by, generation_id=str(uuid.uuid4().int)[:18],
+                            etag_counter=1, twin=new_twin(now))
+            try:
+                self.store.insert_module(mod)
+            except StoreError as exc:
+                raise HubError(409, "ModuleAlreadyExistsOnDevice", str(exc)) from exc
+            return mod
+        if if_match is None:
+            raise HubError(409, "ModuleAlreadyExistsOnDevice",
+                           f"module {module_id!r} already exists on device {device_id!r}")
+        if not if_match_ok(if_match, etag_of(existing.etag_counter)):
+            raise HubError(412, "PreconditionFailed", "etag does not match")
+        existing.primary_key = sym.get("primaryKey") or existing.primary_key
+        existing.secondary_key = sym.get("secondaryKey") or existing.secondary_key
+        existing.managed_by = managed_by if "managedBy" in body else existing.managed_by
+        existing.etag_counter += 1
+        self.store.save_module(existing)
+        return existing
+
+    def delete_module(self, device_id: str, module_id: str, if_match: str | None = None) -> None:
+        mod = self.require_module(device_id, module_id)
+        if not if_match_ok(if_match, etag_of(mod.etag_counter)):
+            raise HubError(412, "PreconditionFailed", "etag does not match")
+        self.store.delete_module(device_id, module_id)
+        self.sessions.drop(mod.identity, "module deleted")
+
+    def module_json(self, mod: ModuleRow) -> dict[str, Any]:
+        identity = mod.identity
+        return {
+            "moduleId": mod.module_id,
+            "managedBy": mod.managed_by,
+            "deviceId": mod.device_id,
+            "generationId": mod.generation_id,
+            "etag": etag_of(mod.etag_counter),
+            "connectionState": self.connection_state(identity),
+            "connectionStateUpdatedTime": self.connection_changed.get(identity, NEVER),
+            "lastActivityTime": self.activity.get(identity) or NEVER,
+            "cloudToDeviceMessageCount": 0,  # modules get no C2D
+            "authentication": {
+                "symmetricKey": {"primaryKey": mod.primary_key, "secondaryKey": mod.secondary_key},
+                "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+                "type": "sas",
+            },
+        }
 
     def mark_connection(self, device_id: str) -> None:
         self.connection_changed[device_id] = iso_now(self.clock())

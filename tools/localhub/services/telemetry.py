@@ -35,13 +35,13 @@ class TelemetryService:
         self._new = asyncio.Event()
 
     def record(self, device_id: str, body: bytes, bag: dict[str, str | None],
-               retain: bool = False) -> int:
+               retain: bool = False, module_id: str | None = None) -> int:
         now = self.clock()
         app: dict[str, str | None] = {}
-        system: dict[str, str | None] = {
-            "iothub-connection-device-id": device_id,
-            "iothub-enqueuedtime": iso_now(now),
-        }
+        system: dict[str, str | None] = {"iothub-connection-device-id": device_id}
+        if module_id:
+            system["iothub-connection-module-id"] = module_id
+        system["iothub-enqueuedtime"] = iso_now(now)
         for key, value in bag.items():
             if key in SYSTEM_FROM_BAG:
                 system[SYSTEM_FROM_BAG[key]] = value

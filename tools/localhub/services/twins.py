@@ -1,4 +1,6 @@
-"""Device twins as a service: the back end's get/patch/replace and the device's GET/PATCH.
+"""Device and module twins as a service: the back end's get/patch/replace and the device's (or
+module's) GET/PATCH. Each call names an identity (registry.py): a device id, or
+``{device}/{module}``.
 
 Versions: ``desired.$version`` and ``reported.$version`` count changes of each section; the twin
 ``version`` counts every change; the twin ``etag`` is derived from it. A desired change is pushed
@@ -22,7 +24,7 @@ from ..protocol.twin import (
     strip_read_only,
     validate_section,
 )
-from ..storage.store import DeviceRow, Store
+from ..storage.store import DeviceRow, ModuleRow, Store
 from .registry import Registry, etag_of, if_match_ok
 from .sessions import SessionRegistry
 
@@ -64,7 +66,9 @@ class TwinService:
         doc["$version"] = twin[name + "Version"]
         return doc
 
-    def service_json(self, dev: DeviceRow) -> dict[str, Any]:
+    def service_json(self, dev: DeviceRow | ModuleRow) -> dict[str, Any]:
+        if isinstance(dev, ModuleRow):
+            return self._module_json(dev)
         twin = dev.twin
         return {
             "deviceId": dev.device_id,
@@ -87,20 +91,43 @@ class TwinService:
             "capabilities": {"iotEdge": bool(twin.get("iotEdge"))},
         }
 
-    def device_view(self, device_id: str) -> dict[str, Any]:
-        """What the device gets for ``$iothub/twin/GET``."""
-        twin = self.registry.require(device_id).twin
+    def _module_json(self, mod: ModuleRow) -> dict[str, Any]:
+        twin = mod.twin
+        module = self.registry.module_json(mod)
+        return {
+            "deviceId": mod.device_id,
+            "moduleId": mod.module_id,
+            "etag": etag_of(twin["version"]),
+            "deviceEtag": module["etag"],
+            "status": "enabled",
+            "connectionState": module["connectionState"],
+            "lastActivityTime": module["lastActivityTime"],
+            "cloudToDeviceMessageCount": 0,
+            "authenticationType": "sas",
+            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+            "modelId": twin.get("modelId", ""),
+            "version": twin["version"],
+            "tags": copy.deepcopy(twin["tags"]),
+            "properties": {
+                "desired": self._section(twin, "desired", True),
+                "reported": self._section(twin, "reported", True),
+            },
+        }
+
+    def device_view(self, identity: str) -> dict[str, Any]:
+        """What the device (or module) gets for ``$iothub/twin/GET``."""
+        twin = self.registry.require_identity(identity).twin
         return {"desired": self._section(twin, "desired", False),
                 "reported": self._section(twin, "reported", False)}
 
-    def get(self, device_id: str) -> dict[str, Any]:
-        return self.service_json(self.registry.require(device_id))
+    def get(self, identity: str) -> dict[str, Any]:
+        return self.service_json(self.registry.require_identity(identity))
 
     # --- back-end writes -------------------------------------------------------------------
-    def update(self, device_id: str, body: dict[str, Any], if_match: str | None,
+    def update(self, identity: str, body: dict[str, Any], if_match: str | None,
                replace: bool = False) -> dict[str, Any]:
         """PATCH (merge) or PUT (replace) tags and desired properties."""
-        dev = self.registry.require(device_id)
+        dev = self.registry.require_identity(identity)
         twin = dev.twin
         if not if_match_ok(if_match, etag_of(twin["version"])):
             raise HubError(412, "PreconditionFailed", "twin etag does not match")
@@ -125,15 +152,15 @@ class TwinService:
             twin["desiredVersion"] += 1
             twin["desiredUpdated"] = iso_now(now)
         if tags_changed or desired_changed:
-            self.store.save_device(dev)
+            self.registry.save_identity(dev)
         if desired_changed:
             notice = dict(new_desired if replace else patch)
             notice["$version"] = twin["desiredVersion"]
-            self._notify_desired(device_id, notice)
+            self._notify_desired(identity, notice)
         return self.service_json(dev)
 
-    def _notify_desired(self, device_id: str, notice: dict[str, Any]) -> None:
-        session = self.sessions.get(device_id)
+    def _notify_desired(self, identity: str, notice: dict[str, Any]) -> None:
+        session = self.sessions.get(identity)
         if session is None or SUB_DESIRED not in session.subscriptions:
             return  # IoT Hub only notifies connected, subscribed devices
         payload = json.dumps(notice, separators=(",", ":")).encode()
@@ -141,12 +168,12 @@ class TwinService:
                         session.subscriptions[SUB_DESIRED])
 
     # --- device writes ---------------------------------------------------------------------
-    def patch_reported(self, device_id: str, patch: dict[str, Any]) -> int:
+    def patch_reported(self, identity: str, patch: dict[str, Any]) -> int:
         """Apply a device's reported patch; return the new reported ``$version``.
 
         Raises TwinError (status 400) for an invalid or oversized patch, leaving the twin as it was.
         """
-        dev = self.registry.require(device_id)
+        dev = self.registry.require_identity(identity)
         twin = dev.twin
         patch = validate_section(strip_read_only(patch), patch=True)
         reported = copy.deepcopy(twin["reported"])
@@ -156,5 +183,5 @@ class TwinService:
         twin["reportedVersion"] += 1
         twin["version"] += 1
         twin["reportedUpdated"] = iso_now(self.clock())
-        self.store.save_device(dev)
+        self.registry.save_identity(dev)
         return int(twin["reportedVersion"])

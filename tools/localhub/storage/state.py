@@ -122,6 +122,11 @@ def device_connection_string(host: str, device_id: str, key: str) -> str:
     return f"HostName={host};DeviceId={device_id};SharedAccessKey={key}"
 
 
+def module_connection_string(host: str, device_id: str, module_id: str, key: str) -> str:
+    """What ``IoTHubModuleClient.create_from_connection_string`` takes."""
+    return f"HostName={host};DeviceId={device_id};ModuleId={module_id};SharedAccessKey={key}"
+
+
 def sdk_connection_string(device_connection_string: str, gateway: str) -> str:
     """Add ``GatewayHostName`` for the official azure-iot-device SDK (it dials that name)."""
     return f"{device_connection_string};GatewayHostName={gateway}"

@@ -27,6 +27,17 @@ CREATE TABLE IF NOT EXISTS devices (
     twin TEXT NOT NULL,
     last_activity TEXT
 );
+CREATE TABLE IF NOT EXISTS modules (
+    device_id TEXT NOT NULL,
+    module_id TEXT NOT NULL,
+    primary_key TEXT NOT NULL,
+    secondary_key TEXT NOT NULL,
+    managed_by TEXT,
+    generation_id TEXT NOT NULL,
+    etag_counter INTEGER NOT NULL DEFAULT 1,
+    twin TEXT NOT NULL,
+    PRIMARY KEY (device_id, module_id)
+);
 CREATE TABLE IF NOT EXISTS subscriptions (
     device_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -69,6 +80,30 @@ class DeviceRow:
     etag_counter: int
     twin: dict[str, Any]
     last_activity: str | None
+
+
+@dataclass
+class ModuleRow:
+    """A module identity of a device: its own keys and twin, no status of its own."""
+
+    device_id: str
+    module_id: str
+    primary_key: str
+    secondary_key: str
+    managed_by: str | None
+    generation_id: str
+    etag_counter: int
+    twin: dict[str, Any]
+
+    @property
+    def identity(self) -> str:
+        return module_identity(self.device_id, self.module_id)
+
+
+def module_identity(device_id: str, module_id: str) -> str:
+    """How sessions, subscriptions and method calls name a module: ``{device}/{module}`` (an id
+    never holds a '/', so this names one identity and no device)."""
+    return f"{device_id}/{module_id}"
 
 
 @dataclass
@@ -163,7 +198,56 @@ class Store:
     def delete_device(self, device_id: str) -> bool:
         cur = self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
         self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,))
-        self.db.execute("DELETE FROM subscriptions WHERE device_id=?", (device_id,))
+        self.db.execute("DELETE FROM subscriptions WHERE device_id=? OR device_id IN"
+                        " (SELECT device_id || '/' || module_id FROM modules WHERE device_id=?)",
+                        (device_id, device_id))
+        self.db.execute("DELETE FROM modules WHERE device_id=?", (device_id,))
+        return cur.rowcount > 0
+
+    # --- modules ---------------------------------------------------------------------------
+    @staticmethod
+    def _module(row: sqlite3.Row) -> ModuleRow:
+        return ModuleRow(
+            device_id=row["device_id"], module_id=row["module_id"],
+            primary_key=row["primary_key"], secondary_key=row["secondary_key"],
+            managed_by=row["managed_by"], generation_id=row["generation_id"],
+            etag_counter=row["etag_counter"], twin=json.loads(row["twin"]),
+        )
+
+    def insert_module(self, mod: ModuleRow) -> None:
+        try:
+            self.db.execute(
+                "INSERT INTO modules (device_id, module_id, primary_key, secondary_key, managed_by,"
+                " generation_id, etag_counter, twin) VALUES (?,?,?,?,?,?,?,?)",
+                (mod.device_id, mod.module_id, mod.primary_key, mod.secondary_key, mod.managed_by,
+                 mod.generation_id, mod.etag_counter, json.dumps(mod.twin)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"module {mod.identity!r} already exists") from exc
+
+    def save_module(self, mod: ModuleRow) -> None:
+        self.db.execute(
+            "UPDATE modules SET primary_key=?, secondary_key=?, managed_by=?, etag_counter=?, twin=?"
+            " WHERE device_id=? AND module_id=?",
+            (mod.primary_key, mod.secondary_key, mod.managed_by, mod.etag_counter,
+             json.dumps(mod.twin), mod.device_id, mod.module_id),
+        )
+
+    def get_module(self, device_id: str, module_id: str) -> ModuleRow | None:
+        row = self.db.execute("SELECT * FROM modules WHERE device_id=? AND module_id=?",
+                              (device_id, module_id)).fetchone()
+        return self._module(row) if row else None
+
+    def list_modules(self, device_id: str) -> list[ModuleRow]:
+        rows = self.db.execute("SELECT * FROM modules WHERE device_id=? ORDER BY module_id",
+                               (device_id,))
+        return [self._module(r) for r in rows]
+
+    def delete_module(self, device_id: str, module_id: str) -> bool:
+        cur = self.db.execute("DELETE FROM modules WHERE device_id=? AND module_id=?",
+                              (device_id, module_id))
+        self.db.execute("DELETE FROM subscriptions WHERE device_id=?",
+                        (module_identity(device_id, module_id),))
         return cur.rowcount > 0
 
     # --- persistent sessions ---------------------------------------------------------------

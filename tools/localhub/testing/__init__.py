@@ -208,6 +208,12 @@ class HubProcess:
         return state.device_connection_string(self.host, device_id,
                                               dev["authentication"]["symmetricKey"]["primaryKey"])
 
+    def create_module(self, device_id: str, module_id: str) -> str:
+        """Register a module identity of a device; return its connection string."""
+        mod = self.client.create_module(device_id, module_id)
+        return state.module_connection_string(self.host, device_id, module_id,
+                                              mod["authentication"]["symmetricKey"]["primaryKey"])
+
     def device_key(self, device_id: str, secondary: bool = False) -> str:
         keys = self.client.get_device(device_id)["authentication"]["symmetricKey"]
         return keys["secondaryKey" if secondary else "primaryKey"]
