@@ -9,7 +9,7 @@ from test_fw_device_mgmt import (  # noqa: F401  (collected here again, with thi
     test_upload_file_method_sends_a_file_from_flash)
 from test_fw_offline import (  # noqa: F401
     test_a_full_ring_drops_the_oldest_counts_it_and_survives_a_power_cut,
-    test_an_outage_of_20_s_loses_nothing_and_keeps_the_order)
+    test_an_outage_of_10_s_loses_nothing_and_keeps_the_order)
 from test_fw_update import (  # noqa: F401
     test_a_good_package_ends_current_on_the_new_version, test_a_version_that_cannot_start_is_rolled_back,
     test_a_wrong_hash_or_a_broken_download_ends_in_error_on_the_old_version)
