@@ -167,7 +167,7 @@ def run_demo(board: str, state_dir: Path, duration: float | None, console: Conso
     board_dir = state_dir / profile.name
     device_id = DEVICE_PREFIX + profile.name
     view = DemoState()
-    hub = HubProcess(state_dir / "hub", host=free_loopback_host((MQTT_PORT, HTTPS_PORT)), mqtt_port=MQTT_PORT,
+    hub = HubProcess(state_dir / "hub", host=free_loopback_host((MQTT_PORT, HTTPS_PORT, 5671)), mqtt_port=MQTT_PORT,
                      https_port=HTTPS_PORT)
     board_proc: subprocess.Popen[bytes] | None = None
     log_path = state_dir / f"{profile.name}.console.log"

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from . import __version__
 from .endpoints import mqtt_websocket, upload_routes
+from .endpoints.amqp import AmqpServer
 from .endpoints.https_gate import (
     BODY_TIMEOUT,
     HEAD_TIMEOUT,
@@ -92,6 +93,7 @@ class ServeConfig:
     max_unauthenticated: int = MAX_UNAUTHENTICATED
     head_timeout: float = HEAD_TIMEOUT  # HTTPS: accept to a whole first request head
     body_timeout: float = BODY_TIMEOUT  # HTTPS: a whole request body
+    amqp_port: int = 5671  # the Event Hub-compatible endpoint (endpoints/amqp.py)
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -128,6 +130,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     ctx = server_ssl_context(cert, key)
     hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies)
     mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
+    amqp = AmqpServer(hub, ctx)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
             "httpsPort": config.https_port, "version": __version__,
             "caPath": str(state_dir / certs.CA_CERT)}
@@ -146,20 +149,22 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     try:
         await upload_service.resume()  # Azurite again if this state folder used it before
         await mqtt.start(config.host, config.mqtt_port)
+        await amqp.start(config.host, config.amqp_port)
         assert runner.server is not None
         https = await asyncio.get_running_loop().create_server(
             gate.protocol_factory(runner.server), config.host, config.https_port, ssl=ctx,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT, reuse_address=True)
         hub.jobs.start()  # resume stored jobs now that devices can reconnect
         state.write_runtime(state_dir, state.Runtime(os.getpid(), config.host, config.mqtt_port,
-                                                     config.https_port, advertised))
-        log.info("localhub %s serving MQTT on %s:%d and HTTPS on %s:%d as %s", __version__,
-                 config.host, config.mqtt_port, config.host, config.https_port, advertised)
+                                                     config.https_port, advertised, config.amqp_port))
+        log.info("localhub %s serving MQTT on %s:%d, HTTPS on %d and AMQP on %d as %s", __version__,
+                 config.host, config.mqtt_port, config.https_port, config.amqp_port, advertised)
         await stop.wait()
     finally:
         state.clear_runtime(state_dir, os.getpid())
         await hub.jobs.stop()  # unfinished jobs stay stored and resume at the next start
         await mqtt.stop()
+        await amqp.stop()
         if https is not None:
             https.close()
         await runner.cleanup()  # closes the connections still open

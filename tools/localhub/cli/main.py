@@ -106,6 +106,8 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Listen address.")
 @click.option("--mqtt-port", default=8883, show_default=True, type=int)
+@click.option("--amqp-port", default=5671, show_default=True, type=int,
+              help="The Event Hub-compatible endpoint (AMQP over TLS).")
 @click.option("--https-port", default=443, show_default=True, type=int)
 @click.option("--hub-name", default=None, help="HostName put in connection strings "
               "(default: the listen address, or the LAN address when listening on all).")
@@ -128,7 +130,7 @@ def main(ctx: click.Context, state_dir: Path) -> None:
               "request body (408 after).")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
-def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: str | None,
+def serve_cmd(obj: Ctx, host: str, mqtt_port: int, amqp_port: int, https_port: int, hub_name: str | None,
               extra_names: tuple[str, ...], storage_connection_string: str | None,
               storage_container: str, upload_sas_ttl: int, max_unauthenticated: int,
               head_timeout: float, body_timeout: float, verbose: bool) -> None:
@@ -146,7 +148,7 @@ def serve_cmd(obj: Ctx, host: str, mqtt_port: int, https_port: int, hub_name: st
     logging.getLogger("localhub").setLevel(logging.INFO)
     serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
                       storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated,
-                      head_timeout, body_timeout))
+                      head_timeout, body_timeout, amqp_port))
 
 
 @main.group()
@@ -241,6 +243,23 @@ def service_connection_string(obj: Ctx, policy: str) -> None:
     key = _policy(obj, policy).key
     console.print(state.service_connection_string(obj.advertised_host(), port, key, policy),
                   soft_wrap=True)
+
+
+@main.group()
+def eventhub() -> None:
+    """The Event Hub-compatible endpoint, where azure-eventhub reads the telemetry."""
+
+
+@eventhub.command("connection-string")
+@click.option("--policy", default="service", show_default=True,
+              help="A policy that grants ServiceConnect.")
+@click.pass_obj
+def eventhub_connection_string(obj: Ctx, policy: str) -> None:
+    """For EventHubConsumerClient.from_connection_string (trust the hub's CA: `localhub ca`)."""
+    runtime = state.read_runtime(obj.state_dir)
+    port = runtime.amqp_port if runtime else 5671
+    console.print(state.eventhub_connection_string(obj.advertised_host(), port, policy,
+                                                   _policy(obj, policy).key), soft_wrap=True)
 
 
 @main.command("policies")

@@ -25,6 +25,7 @@ from . import rights
 from .rights import Policy, Right
 
 SAS_PREFIX = "SharedAccessSignature "
+_SCHEMES = ("https://", "amqps://", "sb://")
 
 
 class AuthError(Exception):
@@ -94,7 +95,7 @@ def parse_sas(token: str) -> SasToken:
 def _host_only(name: str) -> str:
     """Lower-case host without a port or scheme."""
     name = name.strip().lower()
-    for scheme in ("https://", "amqps://"):
+    for scheme in _SCHEMES:
         if name.startswith(scheme):
             name = name[len(scheme):]
     if name.startswith("["):  # IPv6 literal
@@ -106,12 +107,20 @@ def host_matches(candidate: str, names: frozenset[str]) -> bool:
     return _host_only(candidate) in names
 
 
-def _check_signature(token: SasToken, keys: list[str]) -> bool:
+def sign_with_key_text(key: str, signed_resource: str, expiry: int) -> str:
+    """Service Bus and Event Hubs sign with the key's text as the HMAC key, where IoT Hub signs
+    with the bytes the key's base64 decodes to: what azure-eventhub does for the Event
+    Hub-compatible endpoint, with the IoT Hub policy's key."""
+    message = (signed_resource + "\n" + str(expiry)).encode("utf-8")
+    return base64.b64encode(hmac.new(key.encode("utf-8"), message, hashlib.sha256).digest()).decode("ascii")
+
+
+def _check_signature(token: SasToken, keys: list[str], key_text: bool = False) -> bool:
     for key in keys:
         if not key:
             continue
         try:
-            expected = sign(key, token.signed_resource, token.expiry)
+            expected = (sign_with_key_text if key_text else sign)(key, token.signed_resource, token.expiry)
         except AuthError:
             continue
         if hmac.compare_digest(expected.encode(), token.signature.encode()):
@@ -120,21 +129,26 @@ def _check_signature(token: SasToken, keys: list[str]) -> bool:
 
 
 def _split_resource(token: SasToken, names: frozenset[str]) -> str:
-    """The path part of the token's ``sr`` (no host); AuthError if the host is not this hub."""
-    host, _, path = token.resource.rstrip("/").partition("/")
+    """The path part of the token's ``sr`` (no host); AuthError if the host is not this hub.
+    An Event Hub client's ``sr`` is ``sb://{host}/{entity}``."""
+    resource = token.resource.rstrip("/")
+    for scheme in _SCHEMES:
+        if resource.lower().startswith(scheme):
+            resource = resource[len(scheme):]
+    host, _, path = resource.partition("/")
     if not host_matches(host, names):
         raise AuthError("SAS resource does not name this hub")
     return path
 
 
 def _signed_by_policy(token: SasToken, policies: Mapping[str, Policy], need: Right,
-                      now: float) -> Policy:
+                      now: float, key_text: bool = False) -> Policy:
     policy = policies.get(token.key_name or "")
     if policy is None:
         raise AuthError("unknown shared access policy")
     if token.expiry <= now:
         raise AuthError("SAS token expired")
-    if not _check_signature(token, [policy.key]):
+    if not _check_signature(token, [policy.key], key_text):
         raise AuthError("SAS signature does not match the policy key")
     if need not in policy.rights:
         raise AuthError(f"policy {policy.name} does not grant {rights.describe(need)}")
@@ -169,7 +183,8 @@ def verify_device_token(token_text: str, device_id: str, keys: list[str],
 
 
 def verify_service_token(token_text: str, policies: Mapping[str, Policy], names: frozenset[str],
-                         now: float, need: Right = Right.NONE, resource_path: str = "") -> SasToken:
+                         now: float, need: Right = Right.NONE, resource_path: str = "",
+                         key_text: bool = False) -> SasToken:
     """Check a service (policy) token for a request needing ``need`` on ``resource_path``
     (the request path, e.g. ``/twins/dev1``): the policy must grant it and the token's ``sr``
     must cover the path."""
@@ -177,7 +192,7 @@ def verify_service_token(token_text: str, policies: Mapping[str, Policy], names:
     if not token.key_name:
         raise AuthError("a shared access policy token (skn) is required")
     path = _split_resource(token, names)
-    _signed_by_policy(token, policies, need, now)
+    _signed_by_policy(token, policies, need, now, key_text)
     if not rights.scope_covers(path, resource_path):
         raise AuthError("SAS resource does not cover this request")
     return token

@@ -1,8 +1,8 @@
 """Device-to-cloud telemetry: recorded in the store and offered to readers (``monitor``, tests).
 
-Real IoT Hub hands telemetry to an Event Hub-compatible endpoint over AMQP; the local hub keeps
-the latest messages in SQLite and serves them over HTTPS with a long poll
-(``GET /localhub/telemetry?after=<seq>&wait=<s>``). System properties keep their IoT Hub names
+The local hub keeps the latest messages in SQLite, in IoT Hub's 4 partitions (by device id), and
+serves them to its Event Hub-compatible AMQP endpoint (endpoints/amqp.py) and over HTTPS with a
+long poll (``GET /localhub/telemetry?after=<seq>&wait=<s>``). System properties keep their IoT Hub names
 (``message-id``, ``correlation-id``, ``content-type``, ``content-encoding``,
 ``iothub-connection-device-id``, ``iothub-enqueuedtime``); application properties are returned
 as sent.
@@ -33,6 +33,7 @@ class TelemetryService:
         self.store = store
         self.clock = clock
         self._new = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []  # told of each new message (the AMQP endpoint)
 
     def record(self, device_id: str, body: bytes, bag: dict[str, str | None],
                retain: bool = False, module_id: str | None = None) -> int:
@@ -54,6 +55,8 @@ class TelemetryService:
         seq = self.store.add_telemetry(device_id, body, app, system, now)
         self._new.set()
         self._new = asyncio.Event()
+        for listener in self.listeners:
+            listener()
         return seq
 
     async def read(self, after: int, device_id: str | None, limit: int,

@@ -39,6 +39,7 @@ class Runtime:
     mqtt_port: int
     https_port: int
     advertised_host: str
+    amqp_port: int = 5671
 
     def https_base(self) -> str:
         return f"https://{self.host_for_clients()}:{self.https_port}"
@@ -99,6 +100,7 @@ def write_runtime(state_dir: Path, runtime: Runtime) -> None:
     tmp.write_text(json.dumps({
         "pid": runtime.pid, "host": runtime.host, "mqttPort": runtime.mqtt_port,
         "httpsPort": runtime.https_port, "advertisedHost": runtime.advertised_host,
+        "amqpPort": runtime.amqp_port,
     }))
     tmp.replace(state_dir / RUNTIME_JSON)
 
@@ -109,7 +111,7 @@ def read_runtime(state_dir: Path) -> Runtime | None:
         return None
     data = json.loads(path.read_text())
     return Runtime(data["pid"], data["host"], data["mqttPort"], data["httpsPort"],
-                   data["advertisedHost"])
+                   data["advertisedHost"], data.get("amqpPort", 5671))
 
 
 def clear_runtime(state_dir: Path, pid: int) -> None:
@@ -137,6 +139,19 @@ def service_connection_string(host: str, https_port: int, key: str,
     """What azure-iot-hub takes; the port rides in HostName unless it is 443."""
     hostname = host if https_port == 443 else f"{host}:{https_port}"
     return f"HostName={hostname};SharedAccessKeyName={policy};SharedAccessKey={key}"
+
+
+# The Event Hub-compatible name of the hub's built-in endpoint (the connection string's EntityPath).
+EVENTHUB_NAME = "localhub"
+
+
+def eventhub_connection_string(host: str, amqp_port: int, policy: str, key: str,
+                               entity: str = EVENTHUB_NAME) -> str:
+    """The Event Hub-compatible connection string (azure-eventhub); the port rides in the
+    endpoint unless it is 5671."""
+    endpoint = host if amqp_port == 5671 else f"{host}:{amqp_port}"
+    return (f"Endpoint=sb://{endpoint}/;SharedAccessKeyName={policy};SharedAccessKey={key};"
+            f"EntityPath={entity}")
 
 
 def parse_connection_string(text: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,26 @@ CREATE TABLE IF NOT EXISTS telemetry (
     body BLOB NOT NULL,
     properties TEXT NOT NULL,
     system_properties TEXT NOT NULL,
-    enqueued REAL NOT NULL
+    enqueued REAL NOT NULL,
+    partition INTEGER NOT NULL DEFAULT 0,
+    partition_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS partition_seqs (
+    partition INTEGER PRIMARY KEY,
+    last INTEGER NOT NULL
 );
 """
 
-# Telemetry is a window for `monitor` and tests, not an Event Hub: keep the latest rows only.
+# Telemetry is kept as a bounded window (the Event Hub endpoint's retention): the latest rows.
 TELEMETRY_KEEP = 10_000
+# IoT Hub's built-in endpoint has 4 device-to-cloud partitions unless made with more.
+PARTITIONS = 4
+
+
+def partition_of(device_id: str) -> int:
+    """The partition a device's telemetry goes to: always the same one, so a device's messages
+    keep their order (IoT Hub partitions by device id)."""
+    return zlib.crc32(device_id.encode("utf-8")) % PARTITIONS
 
 
 @dataclass
@@ -119,12 +134,22 @@ class C2DRow:
 
 @dataclass
 class TelemetryRow:
-    seq: int
+    seq: int  # the hub-wide order; the Event Hub endpoint's offset
     device_id: str
     body: bytes
     properties: dict[str, str | None]
     system_properties: dict[str, str | None]
     enqueued: float
+    partition: int = 0
+    partition_seq: int = 0  # the Event Hub sequence number: 0, 1, 2... within its partition
+
+
+@dataclass
+class PartitionInfo:
+    first_seq: int  # partition_seq of the oldest row kept (-1: none)
+    last_seq: int  # partition_seq of the newest (-1: none)
+    last_offset: int  # its seq (-1: none)
+    last_enqueued: float
 
 
 class StoreError(Exception):
@@ -144,6 +169,13 @@ class Store:
         self._telemetry_writes = 0
 
     def _migrate(self) -> None:
+        # Telemetry from before the Event Hub endpoint had no partition: what is kept gets one.
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(telemetry)")}
+        if "partition" not in columns:
+            self.db.execute("ALTER TABLE telemetry ADD COLUMN partition INTEGER NOT NULL DEFAULT 0")
+            self.db.execute("ALTER TABLE telemetry ADD COLUMN partition_seq INTEGER NOT NULL DEFAULT 0")
+            self._partition_existing_telemetry()
+        self.db.execute("CREATE INDEX IF NOT EXISTS telemetry_partition ON telemetry(partition, seq)")
         # State folders from before persistent sessions kept only a C2D flag per device.
         columns = {row["name"] for row in self.db.execute("PRAGMA table_info(devices)")}
         if "c2d_subscribed" in columns:
@@ -296,12 +328,28 @@ class Store:
         return self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,)).rowcount
 
     # --- telemetry -------------------------------------------------------------------------
+    def _partition_existing_telemetry(self) -> None:
+        counters: dict[int, int] = {}
+        rows = self.db.execute("SELECT seq, device_id FROM telemetry ORDER BY seq").fetchall()
+        for row in rows:
+            part = partition_of(row["device_id"])
+            counters[part] = counters.get(part, -1) + 1
+            self.db.execute("UPDATE telemetry SET partition=?, partition_seq=? WHERE seq=?",
+                            (part, counters[part], row["seq"]))
+        self.db.executemany("INSERT OR REPLACE INTO partition_seqs VALUES (?,?)", counters.items())
+
     def add_telemetry(self, device_id: str, body: bytes, properties: dict[str, str | None],
                       system_properties: dict[str, str | None], enqueued: float) -> int:
+        part = partition_of(device_id)
+        # A counter of its own: the retention window must not make a partition count again.
+        number = self.db.execute(
+            "INSERT INTO partition_seqs VALUES (?, 0) ON CONFLICT(partition) DO UPDATE"
+            " SET last=last+1 RETURNING last", (part,)).fetchone()[0]
         cur = self.db.execute(
-            "INSERT INTO telemetry (device_id, body, properties, system_properties, enqueued)"
-            " VALUES (?,?,?,?,?)",
-            (device_id, body, json.dumps(properties), json.dumps(system_properties), enqueued),
+            "INSERT INTO telemetry (device_id, body, properties, system_properties, enqueued,"
+            " partition, partition_seq) VALUES (?,?,?,?,?,?,?)",
+            (device_id, body, json.dumps(properties), json.dumps(system_properties), enqueued,
+             part, number),
         )
         seq = int(cur.lastrowid or 0)
         self._telemetry_writes += 1
@@ -317,9 +365,41 @@ class Store:
             rows = self.db.execute(
                 "SELECT * FROM telemetry WHERE seq>? AND device_id=? ORDER BY seq LIMIT ?",
                 (after, device_id, limit))
-        return [TelemetryRow(r["seq"], r["device_id"], bytes(r["body"]),
-                             json.loads(r["properties"]), json.loads(r["system_properties"]),
-                             r["enqueued"]) for r in rows]
+        return [self._telemetry(r) for r in rows]
+
+    @staticmethod
+    def _telemetry(r: sqlite3.Row) -> TelemetryRow:
+        return TelemetryRow(r["seq"], r["device_id"], bytes(r["body"]), json.loads(r["properties"]),
+                            json.loads(r["system_properties"]), r["enqueued"], r["partition"],
+                            r["partition_seq"])
+
+    def partition_after(self, partition: int, after_seq: int, limit: int) -> list[TelemetryRow]:
+        """Rows of one partition with seq (offset) > ``after_seq``, oldest first."""
+        rows = self.db.execute("SELECT * FROM telemetry WHERE partition=? AND seq>? ORDER BY seq"
+                               " LIMIT ?", (partition, after_seq, limit))
+        return [self._telemetry(r) for r in rows]
+
+    def offset_before_sequence(self, partition: int, number: int) -> int:
+        """The offset a reader starts after to get the event numbered ``number`` on first."""
+        row = self.db.execute("SELECT seq FROM telemetry WHERE partition=? AND partition_seq>=?"
+                              " ORDER BY seq LIMIT 1", (partition, number)).fetchone()
+        return int(row[0]) - 1 if row else max(self.partition_info(partition).last_offset, 0)
+
+    def offset_before_time(self, partition: int, enqueued: float, inclusive: bool) -> int:
+        """The offset a reader starts after to get the first event enqueued after a time."""
+        op = ">=" if inclusive else ">"
+        row = self.db.execute(f"SELECT seq FROM telemetry WHERE partition=? AND enqueued{op}?"
+                              " ORDER BY seq LIMIT 1", (partition, enqueued)).fetchone()
+        return int(row[0]) - 1 if row else max(self.partition_info(partition).last_offset, 0)
+
+    def partition_info(self, partition: int) -> PartitionInfo:
+        first = self.db.execute("SELECT MIN(partition_seq) FROM telemetry WHERE partition=?",
+                                (partition,)).fetchone()[0]
+        last = self.db.execute("SELECT partition_seq, seq, enqueued FROM telemetry WHERE partition=?"
+                               " ORDER BY seq DESC LIMIT 1", (partition,)).fetchone()
+        if last is None:
+            return PartitionInfo(-1, -1, -1, 0.0)
+        return PartitionInfo(int(first), int(last[0]), int(last[1]), float(last[2]))
 
     def last_telemetry_seq(self) -> int:
         row = self.db.execute("SELECT MAX(seq) FROM telemetry").fetchone()

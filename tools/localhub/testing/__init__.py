@@ -79,12 +79,13 @@ class HubProcess:
 
     def __init__(self, state_dir: Path | str, host: str | None = None, mqtt_port: int = 8883,
                  https_port: int = 443, startup_timeout: float = 30.0,
-                 serve_args: tuple[str, ...] = ()) -> None:
+                 serve_args: tuple[str, ...] = (), amqp_port: int = 5671) -> None:
         self.serve_args = tuple(serve_args)  # extra `serve` options, e.g. ("--upload-sas-ttl", "60")
         self.state_dir = Path(state_dir)
-        self.host = host or free_loopback_host((mqtt_port, https_port))
+        self.host = host or free_loopback_host((mqtt_port, https_port, amqp_port))
         self.mqtt_port = mqtt_port
         self.https_port = https_port
+        self.amqp_port = amqp_port
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._client: HubClient | None = None
@@ -103,7 +104,8 @@ class HubProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_TOOLS_DIR), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "localhub", "--state", str(self.state_dir), "serve",
                "--host", self.host, "--mqtt-port", str(self.mqtt_port),
-               "--https-port", str(self.https_port), "-v", *self.serve_args]
+               "--https-port", str(self.https_port), "--amqp-port", str(self.amqp_port), "-v",
+               *self.serve_args]
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -116,7 +118,8 @@ class HubProcess:
                 raise HubStartError(f"hub exited with {self.proc.returncode}:\n{self._log_tail()}")
             runtime = state.read_runtime(self.state_dir)
             if (runtime is not None and runtime.pid == self.proc.pid
-                    and _accepts(self.host, self.mqtt_port) and _accepts(self.host, self.https_port)):
+                    and all(_accepts(self.host, port)
+                            for port in (self.mqtt_port, self.https_port, self.amqp_port))):
                 self._client = None
                 return self
             time.sleep(0.05)
@@ -187,6 +190,12 @@ class HubProcess:
     @property
     def service_connection_string(self) -> str:
         return self.policy_connection_string(state.OWNER_POLICY)
+
+    def eventhub_connection_string(self, policy: str = "service") -> str:
+        """The Event Hub-compatible endpoint's connection string (azure-eventhub), for a policy
+        that grants ServiceConnect; pass ``connection_verify=str(hub.ca_path)`` with it."""
+        key = state.load_policies(self.state_dir)[policy].key
+        return state.eventhub_connection_string(self.host, self.amqp_port, policy, key)
 
     def policy_connection_string(self, policy: str) -> str:
         """The service connection string of one shared access policy (its rights only)."""

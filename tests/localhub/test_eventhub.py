@@ -1,0 +1,138 @@
+"""The Event Hub-compatible endpoint with the official azure-eventhub client, unchanged: it reads
+the telemetry official devices send, from the start of the stream and from the latest, with
+IoT Hub's annotations and properties; a token without ServiceConnect is refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from azure.eventhub import EventHubConsumerClient
+from azure.iot.device import IoTHubDeviceClient, Message
+
+from localhub.testing import HubProcess
+
+
+def _consumer(hub: HubProcess, policy: str = "service") -> EventHubConsumerClient:
+    return EventHubConsumerClient.from_connection_string(
+        hub.eventhub_connection_string(policy), consumer_group="$Default",
+        connection_verify=str(hub.ca_path), retry_total=0)
+
+
+def _receive(client: EventHubConsumerClient, count: int, wanted, starting_position="-1",
+             timeout: float = 20.0, started: threading.Event | None = None) -> list:
+    """Events from every partition until ``count`` that ``wanted`` accepts have come."""
+    got: list = []
+    done = threading.Event()
+
+    def on_event(context, event) -> None:
+        if event is not None and wanted(event):
+            got.append((context.partition_id, event))
+            if len(got) >= count:
+                done.set()
+
+    def on_partition_initialize(context) -> None:
+        if started is not None:
+            started.set()
+
+    worker = threading.Thread(target=client.receive, kwargs={
+        "on_event": on_event, "starting_position": starting_position, "max_wait_time": 1,
+        "on_partition_initialize": on_partition_initialize}, daemon=True)
+    worker.start()
+    done.wait(timeout)
+    client.close()
+    worker.join(10)
+    return got
+
+
+def _device(hub: HubProcess, device_id: str) -> IoTHubDeviceClient:
+    cs = hub.create_device(device_id)
+    client = IoTHubDeviceClient.create_from_connection_string(
+        hub.sdk_connection_string(cs), server_verification_cert=hub.ca_pem)
+    client.connect()
+    return client
+
+
+def test_the_official_consumer_reads_device_telemetry_with_iot_hubs_annotations(module_hub: HubProcess) -> None:
+    hub = module_hub
+    senders = {name: _device(hub, name) for name in ("eh-a", "eh-b", "eh-c")}
+    try:
+        for name, client in senders.items():
+            for n in range(3):
+                msg = Message(f'{{"n": {n}}}', message_id=f"{name}-{n}", content_type="application/json",
+                              content_encoding="utf-8")
+                msg.custom_properties["kind"] = "reading"
+                client.send_message(msg)
+    finally:
+        for client in senders.values():
+            client.shutdown()
+    consumer = _consumer(hub)
+    properties = consumer.get_eventhub_properties()
+    assert properties["eventhub_name"] == "localhub" and properties["partition_ids"] == ["0", "1", "2", "3"]
+    got = _receive(_consumer(hub), 9, lambda e: e.system_properties.get(b"iothub-connection-device-id", b"").startswith(b"eh-"))
+    assert len(got) == 9
+    by_device: dict[str, list] = {}
+    for partition, event in got:
+        device = event.system_properties[b"iothub-connection-device-id"].decode()
+        by_device.setdefault(device, []).append((partition, event))
+    for device, events in by_device.items():
+        assert len({p for p, _ in events}) == 1, "a device's telemetry stays in one partition"
+        assert [e.body_as_json()["n"] for _, e in events] == [0, 1, 2], "in the order sent"
+        numbers = [e.sequence_number for _, e in events]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 3
+        first = events[0][1]
+        assert first.properties == {b"kind": b"reading"}
+        assert first.system_properties[b"message-id"] == f"{device}-0".encode()
+        assert first.system_properties[b"content-type"] == b"application/json"
+        assert first.system_properties[b"iothub-message-source"] == b"Telemetry"
+        assert abs(first.enqueued_time.timestamp() - time.time()) < 60
+    partition, last = got[-1]
+    info = _consumer(hub).get_partition_properties(partition)
+    assert info["last_enqueued_sequence_number"] >= last.sequence_number
+    assert int(info["last_enqueued_offset"]) >= int(last.offset)
+
+
+def test_reading_from_latest_sees_only_what_is_sent_after(module_hub: HubProcess) -> None:
+    hub = module_hub
+    device = _device(hub, "eh-late")
+    try:
+        device.send_message(Message("before"))
+        time.sleep(0.3)
+        started = threading.Event()
+        result: list = []
+
+        def read() -> None:
+            result.extend(_receive(_consumer(hub), 1, lambda e: e.system_properties.get(
+                b"iothub-connection-device-id") == b"eh-late", "@latest", 20, started))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert started.wait(15)
+        time.sleep(1.0)  # every partition's receiver attached
+        device.send_message(Message("after"))
+        reader.join(30)
+    finally:
+        device.shutdown()
+    assert [e.body_as_str() for _, e in result] == ["after"]
+
+
+@pytest.mark.parametrize("policy", ["registryRead", "device"])
+def test_a_policy_without_service_connect_is_refused(module_hub: HubProcess, policy: str) -> None:
+    with pytest.raises(Exception) as refused:
+        _consumer(module_hub, policy).get_eventhub_properties()
+    assert "401" in str(refused.value) or "nauthorized" in str(refused.value), refused.value
+
+
+def test_the_cli_prints_the_event_hub_compatible_connection_string(module_hub: HubProcess) -> None:
+    from click.testing import CliRunner
+
+    from localhub.cli.main import main
+
+    result = CliRunner().invoke(main, ["--state", str(module_hub.state_dir), "eventhub",
+                                       "connection-string"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = result.output.strip()
+    assert text == module_hub.eventhub_connection_string("service")
+    assert text.startswith(f"Endpoint=sb://{module_hub.host}/;SharedAccessKeyName=service;")
+    assert text.endswith(";EntityPath=localhub")
