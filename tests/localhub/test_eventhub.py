@@ -11,6 +11,7 @@ import pytest
 from azure.eventhub import EventHubConsumerClient
 from azure.iot.device import IoTHubDeviceClient, Message
 
+from localhub.storage.store import partition_of
 from localhub.testing import HubProcess
 
 
@@ -22,7 +23,7 @@ def _consumer(hub: HubProcess, policy: str = "service") -> EventHubConsumerClien
 
 def _receive(client: EventHubConsumerClient, count: int, wanted, starting_position="-1",
              timeout: float = 20.0, started: threading.Event | None = None,
-             inclusive: bool = False) -> list:
+             inclusive: bool = False, partition_id: str | None = None) -> list:
     """Events from every partition until ``count`` that ``wanted`` accepts have come."""
     got: list = []
     done = threading.Event()
@@ -39,7 +40,7 @@ def _receive(client: EventHubConsumerClient, count: int, wanted, starting_positi
 
     worker = threading.Thread(target=client.receive, kwargs={
         "on_event": on_event, "starting_position": starting_position, "max_wait_time": 1,
-        "starting_position_inclusive": inclusive,
+        "starting_position_inclusive": inclusive, "partition_id": partition_id,
         "on_partition_initialize": on_partition_initialize}, daemon=True)
     worker.start()
     done.wait(timeout)
@@ -162,15 +163,17 @@ def test_a_reader_resumes_at_its_offset_across_a_hub_restart_with_no_loss_and_no
                 device.send_message(Message(f"m{n}"))
         finally:
             device.shutdown()
-        resumed = _receive(_consumer(hub), 2, mine, starting_position=last.offset)
+        resumed = _receive(_consumer(hub), 2, mine, starting_position=last.offset,
+                           partition_id=partition)
         assert [e.body_as_str() for _, e in resumed] == ["m3", "m4"]
         assert {p for p, _ in resumed} == {partition}
         assert [e.sequence_number for _, e in resumed] == [last.sequence_number + 1, last.sequence_number + 2]
         # a sequence number is exclusive unless the reader asks for it inclusive
-        after_number = _receive(_consumer(hub), 2, mine, starting_position=last.sequence_number)
+        after_number = _receive(_consumer(hub), 2, mine, starting_position=last.sequence_number,
+                                partition_id=partition)
         assert [e.body_as_str() for _, e in after_number] == ["m3", "m4"]
         from_number = _receive(_consumer(hub), 2, mine, starting_position=last.sequence_number + 1,
-                               inclusive=True)
+                               inclusive=True, partition_id=partition)
         assert [e.body_as_str() for _, e in from_number] == ["m3", "m4"]
 
 
@@ -182,3 +185,51 @@ def _device_again(hub: HubProcess, device_id: str) -> IoTHubDeviceClient:
         hub.sdk_connection_string(cs), server_verification_cert=hub.ca_pem)
     client.connect()
     return client
+
+
+def test_consumer_groups_read_the_same_events_each_at_its_own_place(module_hub: HubProcess) -> None:
+    from click.testing import CliRunner
+
+    from localhub.cli.main import main
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["--state", str(module_hub.state_dir), "eventhub",
+                                           "consumer-group", *args])
+        return result.exit_code, result.output
+
+    assert cli("create", "reporting") == (0, "created reporting\n")
+    assert cli("create", "Reporting")[0] != 0  # names are case-insensitive, as in Event Hubs
+    assert cli("create", "-bad")[0] != 0
+    assert cli("list")[1].split() == ["$Default", "reporting"]
+    device = _device(module_hub, "eh-groups")
+    try:
+        device.send_message(Message("for both"))
+    finally:
+        device.shutdown()
+
+    def mine(event) -> bool:
+        return event.system_properties.get(b"iothub-connection-device-id") == b"eh-groups"
+
+    for group in ("$Default", "reporting"):
+        client = EventHubConsumerClient.from_connection_string(
+            module_hub.eventhub_connection_string(), consumer_group=group,
+            connection_verify=str(module_hub.ca_path), retry_total=0)
+        got = _receive(client, 1, mine, partition_id=str(partition_of("eh-groups")))
+        assert [e.body_as_str() for _, e in got] == ["for both"], group
+
+    errors: list = []
+    unknown = EventHubConsumerClient.from_connection_string(
+        module_hub.eventhub_connection_string(), consumer_group="nope",
+        connection_verify=str(module_hub.ca_path), retry_total=0)
+    worker = threading.Thread(target=unknown.receive, kwargs={
+        "on_event": lambda c, e: None, "on_error": lambda c, err: errors.append(err),
+        "partition_id": "0", "starting_position": "-1"}, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 15
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.1)
+    unknown.close()
+    worker.join(10)
+    assert errors and "nope" in str(errors[0])
+    assert cli("delete", "reporting") == (0, "deleted reporting\n")
+    assert cli("delete", "$Default")[0] != 0

@@ -38,6 +38,7 @@ from .endpoints.routing import GATE_KEY
 from .protocol.rights import Policy
 from .services import uploads
 from .services.c2d import C2DService
+from .services.consumer_groups import ConsumerGroups
 from .services.hub import Hub
 from .services.jobs import JobService
 from .services.methods import MethodService
@@ -65,6 +66,13 @@ def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy
     jobs = JobService(JobStore(store.db), registry, twins, methods, clock)
     return Hub(store, names, policies, clock, sessions, registry, c2d, twins, methods,
                TelemetryService(store, clock), jobs)
+
+
+def open_consumer_groups(state_dir: Path) -> ConsumerGroups:
+    """The Event Hub endpoint's consumer groups of a state folder; a serving hub sees a change
+    at the next receiver that attaches."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return ConsumerGroups(Store(state_dir / state.DB_FILE))
 
 
 def open_offline_registry(state_dir: Path) -> Registry:

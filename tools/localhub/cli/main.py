@@ -24,7 +24,7 @@ from ..endpoints.mqtt import MAX_UNAUTHENTICATED
 from ..protocol import auth
 from ..protocol.errors import HubError
 from ..protocol.rights import Policy, format_rights
-from ..server import ServeConfig, hub_names, open_offline_registry, serve
+from ..server import ServeConfig, hub_names, open_consumer_groups, open_offline_registry, serve
 from ..services import uploads
 from ..services.registry import Registry
 from ..storage import blob, certs, state
@@ -260,6 +260,34 @@ def eventhub_connection_string(obj: Ctx, policy: str) -> None:
     port = runtime.amqp_port if runtime else 5671
     console.print(state.eventhub_connection_string(obj.advertised_host(), port, policy,
                                                    _policy(obj, policy).key), soft_wrap=True)
+
+
+@eventhub.group("consumer-group")
+def consumer_group() -> None:
+    """Consumer groups beside $Default (as `az iot hub consumer-group`)."""
+
+
+@consumer_group.command("create")
+@click.argument("name")
+@click.pass_obj
+def consumer_group_create(obj: Ctx, name: str) -> None:
+    open_consumer_groups(obj.state_dir).create(name)
+    console.print(f"created {name}", highlight=False)
+
+
+@consumer_group.command("list")
+@click.pass_obj
+def consumer_group_list(obj: Ctx) -> None:
+    for name in open_consumer_groups(obj.state_dir).names():
+        console.print(name, highlight=False)
+
+
+@consumer_group.command("delete")
+@click.argument("name")
+@click.pass_obj
+def consumer_group_delete(obj: Ctx, name: str) -> None:
+    open_consumer_groups(obj.state_dir).delete(name)
+    console.print(f"deleted {name}", highlight=False)
 
 
 @main.command("policies")

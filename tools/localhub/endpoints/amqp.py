@@ -8,12 +8,13 @@ device telemetry with ``azure-eventhub`` (its EventHubConsumerClient, unchanged)
   ServiceConnect and covers the entity. Until one is accepted only ``$cbs`` links attach.
 - ``$management`` answers READ for ``com.microsoft:eventhub`` (name, created_at, partition ids)
   and ``com.microsoft:partition`` (sequence numbers, last offset and enqueued time).
-- Receivers attach at ``{entity}/ConsumerGroups/$Default/Partitions/{n}`` and are positioned by
+- Receivers attach at ``{entity}/ConsumerGroups/{group}/Partitions/{n}`` (``$Default`` or a group
+  made with ``localhub eventhub consumer-group create``) and are positioned by
   the selector filter the client sends (``amqp.annotation.x-opt-offset > '-1'``, ``'@latest'``,
   ``x-opt-sequence-number``, ``x-opt-enqueued-time``). Events are the hub's telemetry rows: the
   offset is the row's hub-wide seq, the sequence number counts within the partition.
 
-Not yet (issue 15): consumer groups other than $Default, SASL, C2D and feedback over AMQP.
+Not yet (issue 15): SASL, C2D and feedback over AMQP.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from proton.handlers import MessagingHandler
 
 from ..protocol import auth, rights
 from ..protocol.rights import Right
+from ..services.consumer_groups import ConsumerGroups
 from ..services.hub import Hub
 from ..storage.state import EVENTHUB_NAME
 from ..storage.store import PARTITIONS, TelemetryRow
@@ -39,7 +41,6 @@ from .amqp_frames import FullFrames
 log = logging.getLogger("localhub.amqp")
 
 ENTITY = EVENTHUB_NAME
-CONSUMER_GROUPS = frozenset({"$default"})
 CBS, MANAGEMENT = "$cbs", "$management"
 SELECTOR = symbol("apache.org:selector-filter:string")
 _POSITION = re.compile(r"amqp\.annotation\.x-opt-(offset|sequence-number|enqueued-time)\s*(>=|>)\s*'?([^']*)'?")
@@ -110,6 +111,7 @@ class _Peer(MessagingHandler):
         self.grants: dict[str, float] = {}  # audience path put on $cbs -> token expiry
         self.repliers: dict[str, Any] = {}  # $cbs / $management -> the sender link answering
         self.readers: dict[str, _Reader] = {}  # link name -> reader
+        self.refused: list[tuple[Any, Condition]] = []
 
     # --- links ---------------------------------------------------------------------------
     def on_link_opening(self, event: Any) -> None:
@@ -128,16 +130,22 @@ class _Peer(MessagingHandler):
             return self._refuse(link, "amqp:unauthorized-access", "put a token for it on $cbs first")
         if not match or match.group(1).lower() != ENTITY or int(match.group(3)) >= PARTITIONS:
             return self._refuse(link, "amqp:not-found", f"no such partition: {address[:120]}")
-        if match.group(2).lower() not in CONSUMER_GROUPS:
+        if not ConsumerGroups(self.hub.store).exists(match.group(2)):
             return self._refuse(link, "amqp:not-found", f"no consumer group {match.group(2)[:60]!r}")
         partition = int(match.group(3))
         self.readers[link.name] = _Reader(link, partition, self._start(partition, link.remote_source.filter))
 
-    @staticmethod
-    def _refuse(link: Any, condition: str, why: str) -> None:
-        link.condition = Condition(condition, why)
-        link.open()
-        link.close()
+    def _refuse(self, link: Any, condition: str, why: str) -> None:
+        # MessagingHandler opens the link right after on_link_opening returns: it is closed,
+        # with the reason, once that is done (close_refused), which sends ATTACH then DETACH.
+        log.info("link %s refused: %s", link.name, why)
+        self.refused.append((link, Condition(condition, why)))
+
+    def close_refused(self) -> None:
+        while self.refused:
+            link, condition = self.refused.pop()
+            link.condition = condition
+            link.close()
 
     def _start(self, partition: int, filters: Any) -> int:
         """The offset to deliver after, from the receiver's selector filter."""
@@ -296,6 +304,7 @@ class AmqpConnection(asyncio.Protocol):
             while (event := self.collector.peek()) is not None:
                 event.dispatch(self.peer)
                 self.collector.pop()
+                self.peer.close_refused()
         except Exception:  # one broken peer must not take the endpoint down
             log.exception("AMQP connection failed")
             if self.socket is not None:

@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS telemetry (
     partition INTEGER NOT NULL DEFAULT 0,
     partition_seq INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS consumer_groups (
+    name TEXT PRIMARY KEY COLLATE NOCASE
+);
 CREATE TABLE IF NOT EXISTS partition_seqs (
     partition INTEGER PRIMARY KEY,
     last INTEGER NOT NULL
@@ -378,6 +381,16 @@ class Store:
         rows = self.db.execute("SELECT * FROM telemetry WHERE partition=? AND seq>? ORDER BY seq"
                                " LIMIT ?", (partition, after_seq, limit))
         return [self._telemetry(r) for r in rows]
+
+    def consumer_groups(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM consumer_groups ORDER BY name")]
+
+    def add_consumer_group(self, name: str) -> bool:
+        cur = self.db.execute("INSERT OR IGNORE INTO consumer_groups VALUES (?)", (name,))
+        return cur.rowcount > 0
+
+    def delete_consumer_group(self, name: str) -> bool:
+        return self.db.execute("DELETE FROM consumer_groups WHERE name=?", (name,)).rowcount > 0
 
     def offset_before_sequence(self, partition: int, number: int) -> int:
         """The offset a reader starts after to get the event numbered ``number`` on first."""
