@@ -69,8 +69,8 @@ def test_a_request_head_or_body_that_stalls_is_cut_off(tmp_path) -> None:
         closed, answer = _closed_within(half_body, 5)
         assert closed and answer.startswith(b"HTTP/1.1 408 ")
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["Message"].startswith("ErrorCode:RequestTimeout;")
-        assert hub.client.get_device  # the hub serves on
-        hub.create_device("after-stalls")
+        hub.create_device("after-stalls")  # the hub serves on
+        assert hub.client.get_device("after-stalls")["deviceId"] == "after-stalls"
         half_head.close(), silent.close(), half_body.close()
 
 

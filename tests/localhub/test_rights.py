@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from azure.iot.device import IoTHubDeviceClient, Message
+from azure.iot.device.exceptions import CredentialError
 from azure.iot.hub import IoTHubRegistryManager
 from localhub.client.hub_client import HubRequestError
 from localhub.endpoints import job_routes, mqtt_websocket, rest, upload_routes
@@ -216,7 +217,7 @@ def test_the_device_policy_connects_any_device_within_its_scope(module_hub: HubP
                                                          server_verification_cert=cert,
                                                          connection_retry=False)
         try:
-            with pytest.raises(Exception):
+            with pytest.raises(CredentialError):  # CONNACK 5, not some other failure
                 client.connect()
         finally:
             client.shutdown()

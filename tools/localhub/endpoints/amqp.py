@@ -23,7 +23,6 @@ import asyncio
 import logging
 import re
 import ssl
-import time
 from typing import Any
 
 from proton import (Collector, Condition, Connection, Described, Endpoint, Message, Transport,
@@ -194,9 +193,10 @@ class _Peer(MessagingHandler):
                 link.send(event_message(row))
                 reader.after = row.seq
 
-    def fill_all(self) -> None:
+    def fill_partition(self, partition: int) -> None:
         for reader in list(self.readers.values()):
-            self.fill(reader)
+            if reader.partition == partition:
+                self.fill(reader)
 
     # --- requests --------------------------------------------------------------------------
     def on_message(self, event: Any) -> None:
@@ -224,7 +224,7 @@ class _Peer(MessagingHandler):
                                          key_text=True)
 
     def _granted(self, path: str) -> bool:
-        now = time.time()
+        now = self.hub.clock()
         return any(expiry > now and rights.scope_covers(scope, path)
                    for scope, expiry in self.grants.items())
 
@@ -321,8 +321,8 @@ class AmqpConnection(asyncio.Protocol):
         if self.engine.closed and self.socket is not None:
             self.socket.close()
 
-    def telemetry_arrived(self) -> None:
-        self.peer.fill_all()
+    def telemetry_arrived(self, partition: int) -> None:
+        self.peer.fill_partition(partition)
         self.process()
 
 
@@ -340,9 +340,9 @@ class AmqpServer:
                                                reuse_address=True)
         self.hub.telemetry.listeners.append(self.telemetry_arrived)
 
-    def telemetry_arrived(self) -> None:
+    def telemetry_arrived(self, partition: int) -> None:
         for conn in list(self.connections):
-            conn.telemetry_arrived()
+            conn.telemetry_arrived(partition)
 
     async def stop(self) -> None:
         if self.server is not None:

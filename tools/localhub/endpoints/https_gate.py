@@ -84,9 +84,6 @@ class ConnectionGate:
                             self.timed_out, self.head_timeout)
             transport.abort()
 
-    def _gone(self, transport: Any) -> None:
-        self.vouch(transport)
-
 
 class _GatedProtocol(asyncio.Protocol):
     """Tells the gate of a connection's start and end; passes every callback to aiohttp's."""
@@ -102,7 +99,7 @@ class _GatedProtocol(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._gate._gone(self._transport)
+        self._gate.vouch(self._transport)  # forget it
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import query
 from ..protocol.errors import bad_request
 from ..protocol.rights import Right
-from .routing import HUB_KEY, add_route, json_body
+from .routing import HUB_KEY, add_routes, json_body
 
 _OBJECT_CLIENTS = ("msrest", "iothubgatewayserviceapis")
 
@@ -71,5 +71,4 @@ ROUTES = (
 
 
 def setup(app: web.Application) -> None:
-    for method, path, handler, access in ROUTES:
-        add_route(app, method, path, handler, access)
+    add_routes(app, ROUTES)

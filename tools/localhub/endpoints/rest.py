@@ -55,7 +55,7 @@ from .routing import (
     HUB_KEY,
     INFO_KEY,
     PUBLIC,
-    add_route,
+    add_routes,
     auth_middleware,
     error_middleware,
     json_body,
@@ -283,8 +283,7 @@ def make_app(hub: Hub, info_data: dict[str, Any]) -> web.Application:
                           client_max_size=512 * 1024)
     app[HUB_KEY] = hub
     app[INFO_KEY] = info_data
-    for method, path, handler, access in ROUTES:
-        add_route(app, method, path, handler, access)
+    add_routes(app, ROUTES)
     job_routes.setup(app)
     # File upload (/devices/{id}/files, device SAS auth): upload_routes.setup(), from server.py.
     return app

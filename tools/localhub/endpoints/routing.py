@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable, Final, Literal
+from typing import Any, Awaitable, Callable, Final, Iterable, Literal
 
 from aiohttp import web
 
@@ -46,6 +46,11 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler,
               access: Access) -> None:
     route = app.router.add_route(method, path, handler)
     app.setdefault(ACCESS_KEY, {})[route] = access
+
+
+def add_routes(app: web.Application, routes: Iterable[tuple[str, str, Handler, Access]]) -> None:
+    for method, path, handler, access in routes:
+        add_route(app, method, path, handler, access)
 
 
 def error_response(exc: HubError) -> web.Response:

@@ -35,7 +35,7 @@ from ..protocol.errors import HubError, bad_request
 from ..protocol.rights import Right
 from ..services.hub import DEVICE_API_VERSIONS
 from ..services.uploads import UploadService
-from .routing import DEVICE, HUB_KEY, add_route, read_body, vouch
+from .routing import DEVICE, HUB_KEY, add_routes, read_body, vouch
 
 UPLOADS_KEY: web.AppKey[UploadService] = web.AppKey("uploads", UploadService)
 MAX_DEVICE_BODY = 16 * 1024  # a blob name or a notification: small
@@ -117,5 +117,4 @@ ROUTES = (
 def setup(app: web.Application, uploads: UploadService) -> None:
     """Add the file-upload routes; call before the app starts. The caller closes ``uploads``."""
     app[UPLOADS_KEY] = uploads
-    for method, path, handler, access in ROUTES:
-        add_route(app, method, path, handler, access)
+    add_routes(app, ROUTES)

@@ -36,6 +36,12 @@ def check_module_id(module_id: str) -> None:
         raise bad_request(f"invalid module id {module_id[:64]!r}", "ArgumentInvalid")
 
 
+def _sas_authentication(primary_key: str, secondary_key: str) -> dict[str, Any]:
+    return {"symmetricKey": {"primaryKey": primary_key, "secondaryKey": secondary_key},
+            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
+            "type": "sas"}
+
+
 def split_identity(identity: str) -> tuple[str, str | None]:
     device_id, sep, module_id = identity.partition("/")
     return device_id, (module_id if sep else None)
@@ -263,11 +269,7 @@ class Registry:
             "connectionStateUpdatedTime": self.connection_changed.get(identity, NEVER),
             "lastActivityTime": self.activity.get(identity) or NEVER,
             "cloudToDeviceMessageCount": 0,  # modules get no C2D
-            "authentication": {
-                "symmetricKey": {"primaryKey": mod.primary_key, "secondaryKey": mod.secondary_key},
-                "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
-                "type": "sas",
-            },
+            "authentication": _sas_authentication(mod.primary_key, mod.secondary_key),
         }
 
     def mark_connection(self, device_id: str) -> None:
@@ -288,10 +290,6 @@ class Registry:
             "statusUpdatedTime": dev.status_updated,
             "lastActivityTime": self.activity.get(dev.device_id) or dev.last_activity or NEVER,
             "cloudToDeviceMessageCount": self._c2d_count(dev.device_id),
-            "authentication": {
-                "symmetricKey": {"primaryKey": dev.primary_key, "secondaryKey": dev.secondary_key},
-                "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
-                "type": "sas",
-            },
+            "authentication": _sas_authentication(dev.primary_key, dev.secondary_key),
             "capabilities": {"iotEdge": bool(dev.twin.get("iotEdge"))},
         }

@@ -15,7 +15,7 @@ import base64
 from typing import Any, Callable
 
 from ..protocol.twin import iso_now
-from ..storage.store import Store, TelemetryRow
+from ..storage.store import Store, TelemetryRow, partition_of
 from .longpoll import rows_or_wait
 
 MAX_MESSAGE = 256 * 1024
@@ -33,7 +33,8 @@ class TelemetryService:
         self.store = store
         self.clock = clock
         self._new = asyncio.Event()
-        self.listeners: list[Callable[[], None]] = []  # told of each new message (the AMQP endpoint)
+        # told the partition of each new message (the AMQP endpoint wakes only its readers)
+        self.listeners: list[Callable[[int], None]] = []
 
     def record(self, device_id: str, body: bytes, bag: dict[str, str | None],
                retain: bool = False, module_id: str | None = None) -> int:
@@ -55,8 +56,9 @@ class TelemetryService:
         seq = self.store.add_telemetry(device_id, body, app, system, now)
         self._new.set()
         self._new = asyncio.Event()
+        partition = partition_of(device_id)
         for listener in self.listeners:
-            listener()
+            listener(partition)
         return seq
 
     async def read(self, after: int, device_id: str | None, limit: int,

@@ -68,41 +68,25 @@ class TwinService:
 
     def service_json(self, dev: DeviceRow | ModuleRow) -> dict[str, Any]:
         if isinstance(dev, ModuleRow):
-            return self._module_json(dev)
-        twin = dev.twin
-        return {
-            "deviceId": dev.device_id,
-            "etag": etag_of(twin["version"]),
-            "deviceEtag": etag_of(dev.etag_counter),
-            "status": dev.status,
-            "statusUpdateTime": dev.status_updated,
-            "connectionState": self.registry.connection_state(dev.device_id),
-            "lastActivityTime": self.registry.device_json(dev)["lastActivityTime"],
-            "cloudToDeviceMessageCount": self.registry.device_json(dev)["cloudToDeviceMessageCount"],
-            "authenticationType": "sas",
-            "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
-            "modelId": twin.get("modelId", ""),
-            "version": twin["version"],
-            "tags": copy.deepcopy(twin["tags"]),
-            "properties": {
-                "desired": self._section(twin, "desired", True),
-                "reported": self._section(twin, "reported", True),
-            },
-            "capabilities": {"iotEdge": bool(twin.get("iotEdge"))},
-        }
+            module = self.registry.module_json(dev)
+            head = {"deviceId": dev.device_id, "moduleId": dev.module_id,
+                    "etag": etag_of(dev.twin["version"]), "deviceEtag": module["etag"],
+                    "status": "enabled", "connectionState": module["connectionState"],
+                    "lastActivityTime": module["lastActivityTime"],
+                    "cloudToDeviceMessageCount": 0}
+            return {**head, **self._document(dev.twin)}
+        device = self.registry.device_json(dev)
+        head = {"deviceId": dev.device_id, "etag": etag_of(dev.twin["version"]),
+                "deviceEtag": device["etag"], "status": dev.status,
+                "statusUpdateTime": dev.status_updated, "connectionState": device["connectionState"],
+                "lastActivityTime": device["lastActivityTime"],
+                "cloudToDeviceMessageCount": device["cloudToDeviceMessageCount"]}
+        return {**head, **self._document(dev.twin),
+                "capabilities": {"iotEdge": bool(dev.twin.get("iotEdge"))}}
 
-    def _module_json(self, mod: ModuleRow) -> dict[str, Any]:
-        twin = mod.twin
-        module = self.registry.module_json(mod)
+    def _document(self, twin: dict[str, Any]) -> dict[str, Any]:
+        """What a device twin and a module twin share."""
         return {
-            "deviceId": mod.device_id,
-            "moduleId": mod.module_id,
-            "etag": etag_of(twin["version"]),
-            "deviceEtag": module["etag"],
-            "status": "enabled",
-            "connectionState": module["connectionState"],
-            "lastActivityTime": module["lastActivityTime"],
-            "cloudToDeviceMessageCount": 0,
             "authenticationType": "sas",
             "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
             "modelId": twin.get("modelId", ""),

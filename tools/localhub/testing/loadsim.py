@@ -178,9 +178,10 @@ class Fleet:
     def __init__(self, hub: HubLike, credentials: list[tuple[str, str]], parallel: int = 64
                  ) -> None:
         tls_buffers.shrink()  # the simulated side holds as many TLS connections as the hub
-        if tls_buffers.raise_fd_limit() < len(credentials) + 256:
+        open_files = tls_buffers.raise_fd_limit()
+        if open_files < len(credentials) + 256:
             raise LoadSimError(f"{len(credentials)} connections need more open files than "
-                               f"this process may have ({tls_buffers.raise_fd_limit()})")
+                               f"this process may have ({open_files})")
         ctx = ssl.create_default_context(cafile=str(hub.ca_path))
         self.devices = [SimDevice(d, k, hub.host, hub.mqtt_port, hub.hostname, ctx)
                         for d, k in credentials]
