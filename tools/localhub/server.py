@@ -43,15 +43,18 @@ from .services.hub import Hub
 from .services.jobs import JobService
 from .services.methods import MethodService
 from .services.registry import Registry
+from .services.servicebound import ServiceBoundQueues
 from .services.sessions import SessionRegistry
 from .services.telemetry import TelemetryService
 from .services.twins import TwinService
 from .storage import blob, certs, state
 from .storage.jobstore import JobStore
+from .storage.queuestore import QueueStore
 from .storage.store import Store
 from .support import tls_buffers
 
 log = logging.getLogger("localhub")
+C2D_SWEEP_SECONDS = 2.0
 
 
 def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy],
@@ -60,12 +63,13 @@ def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy
     store = Store(db_path)
     sessions = SessionRegistry()
     registry = Registry(store, sessions, clock, lambda device_id: c2d.pending_count(device_id))
-    c2d = C2DService(store, registry, sessions, clock)
+    servicebound = ServiceBoundQueues(QueueStore(store.db), state.EVENTHUB_NAME, clock)
+    c2d = C2DService(store, registry, sessions, clock, servicebound)
     twins = TwinService(store, registry, sessions, clock)
     methods = MethodService(sessions)
     jobs = JobService(JobStore(store.db), registry, twins, methods, clock)
     return Hub(store, names, policies, clock, sessions, registry, c2d, twins, methods,
-               TelemetryService(store, clock), jobs)
+               TelemetryService(store, clock), jobs, servicebound)
 
 
 def open_consumer_groups(state_dir: Path) -> ConsumerGroups:
@@ -127,6 +131,17 @@ def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
+async def _expire_c2d(hub: Hub, every: float = C2D_SWEEP_SECONDS) -> None:
+    """C2D messages expire on time, with their Expired feedback, even for devices nobody asks
+    about."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            hub.c2d.expire()
+        except Exception:  # a failed sweep must not end the sweeping
+            log.exception("C2D expiry sweep failed")
+
+
 async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -147,13 +162,16 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     app[GATE_KEY] = gate
     storage = blob.make_storage(state_dir, config.host, advertised, cert, key,
                                 config.storage_connection_string, config.storage_container)
-    upload_service = uploads.UploadService(hub.store.db, storage, hub.clock, config.upload_sas_ttl)
+    upload_service = uploads.UploadService(
+        hub.store.db, storage, hub.clock, config.upload_sas_ttl,
+        on_uploaded=lambda note: hub.servicebound.file_uploaded(note.iot_hub_json()))
     upload_routes.setup(app, upload_service)
     mqtt_websocket.setup(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=KEEPALIVE_TIMEOUT, lingering_time=LINGERING_TIME)
     await runner.setup()
     https: asyncio.Server | None = None
+    sweeper: asyncio.Task[None] | None = None
     try:
         await upload_service.resume()  # Azurite again if this state folder used it before
         await mqtt.start(config.host, config.mqtt_port)
@@ -163,6 +181,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
             gate.protocol_factory(runner.server), config.host, config.https_port, ssl=ctx,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT, reuse_address=True)
         hub.jobs.start()  # resume stored jobs now that devices can reconnect
+        sweeper = asyncio.create_task(_expire_c2d(hub))
         state.write_runtime(state_dir, state.Runtime(os.getpid(), config.host, config.mqtt_port,
                                                      config.https_port, advertised, config.amqp_port))
         log.info("localhub %s serving MQTT on %s:%d, HTTPS on %d and AMQP on %d as %s", __version__,
@@ -170,6 +189,8 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         state.clear_runtime(state_dir, os.getpid())
+        if sweeper is not None:
+            sweeper.cancel()
         await hub.jobs.stop()  # unfinished jobs stay stored and resume at the next start
         await mqtt.stop()
         await amqp.stop()

@@ -1,91 +1,51 @@
-"""The Event Hub-compatible endpoint: AMQP 1.0 over TLS on 5671, where back ends read IoT Hub's
-device telemetry with ``azure-eventhub`` (its EventHubConsumerClient, unchanged).
+"""The hub's AMQP 1.0 endpoint over TLS on 5671: the Event Hub-compatible endpoint, where back
+ends read device telemetry with ``azure-eventhub`` (amqp_eventhub.py), and IoT Hub's service
+endpoint, where the service SDKs send C2D and read feedback and file notifications
+(amqp_service.py). Both are reached unchanged by the official clients.
 
 - The engine is Qpid Proton's (transport, connection, collector), driven by the hub's asyncio
   loop, which also does TLS with the hub's certificate; amqp_frames.FullFrames pads what Proton
-  sends so the official client can read it.
+  sends so azure-eventhub can read it.
+- SASL is answered in front of Proton (amqp_sasl.py: uamqp, inside azure-iot-hub, asks for
+  MSSBCBS) and not required (azure-eventhub's pyamqp sends none): the proof is the CBS token.
 - Auth is claims-based (CBS): a ``put-token`` on ``$cbs`` with the SAS of a policy that grants
-  ServiceConnect and covers the entity. Until one is accepted only ``$cbs`` links attach.
-- ``$management`` answers READ for ``com.microsoft:eventhub`` (name, created_at, partition ids)
-  and ``com.microsoft:partition`` (sequence numbers, last offset and enqueued time).
-- Receivers attach at ``{entity}/ConsumerGroups/{group}/Partitions/{n}`` (``$Default`` or a group
-  made with ``localhub eventhub consumer-group create``) and are positioned by
-  the selector filter the client sends (``amqp.annotation.x-opt-offset > '-1'``, ``'@latest'``,
-  ``x-opt-sequence-number``, ``x-opt-enqueued-time``). Events are the hub's telemetry rows: the
-  offset is the row's hub-wide seq, the sequence number counts within the partition.
-
-Not yet (issue 15): SASL, C2D and feedback over AMQP.
+  ServiceConnect, for an audience. An Event Hub audience (``sb://{host}/{entity}``) is signed with
+  the key's text, as Event Hubs do; an IoT Hub one (``{host}`` or ``https://{host}[/path]``) with
+  the key's bytes, as IoT Hub does. Until one is accepted only ``$cbs`` links attach, and a link
+  attaches only under an audience of its kind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import ssl
 from typing import Any
 
-from proton import (Collector, Condition, Connection, Described, Endpoint, Message, Transport,
-                    symbol, timestamp)
+from proton import (Collector, Condition, Connection, Delivery, Endpoint, Link, Message,
+                    Transport, int32, symbol)
 from proton.handlers import MessagingHandler
 
 from ..protocol import auth, rights
 from ..protocol.rights import Right
 from ..services.consumer_groups import ConsumerGroups
 from ..services.hub import Hub
-from ..storage.state import EVENTHUB_NAME
-from ..storage.store import PARTITIONS, TelemetryRow
+from ..storage.store import PARTITIONS
+from . import amqp_eventhub as eventhub
+from . import amqp_service as service
 from .amqp_frames import FullFrames
+from .amqp_sasl import SaslFront, SaslRefused
 
 log = logging.getLogger("localhub.amqp")
 
-ENTITY = EVENTHUB_NAME
 CBS, MANAGEMENT = "$cbs", "$management"
-SELECTOR = symbol("apache.org:selector-filter:string")
-_POSITION = re.compile(r"amqp\.annotation\.x-opt-(offset|sequence-number|enqueued-time)\s*(>=|>)\s*'?([^']*)'?")
-_PARTITION_ADDRESS = re.compile(r"^(?:amqps://[^/]+/)?([^/]+)/ConsumerGroups/([^/]+)/Partitions/(\d+)$",
-                                re.IGNORECASE)
+EVENTHUB, IOTHUB = "eventhub", "iothub"  # the two kinds of audience
 BATCH = 100
-CREATED = timestamp(0)
-
-
-def event_message(row: TelemetryRow) -> Message:
-    """A telemetry row as IoT Hub's built-in endpoint delivers it."""
-    system = row.system_properties
-    msg = Message(body=row.body)
-    msg.inferred = True  # bytes: a data section, as the service sends
-    if system.get("message-id"):
-        msg.id = system["message-id"]
-    if system.get("correlation-id"):
-        msg.correlation_id = system["correlation-id"]
-    if system.get("content-type"):
-        msg.content_type = system["content-type"]
-    if system.get("content-encoding"):
-        msg.content_encoding = system["content-encoding"]
-    msg.properties = dict(row.properties)
-    enqueued = timestamp(int(row.enqueued * 1000))
-    annotations: dict[Any, Any] = {
-        symbol("x-opt-sequence-number"): row.partition_seq,
-        symbol("x-opt-offset"): str(row.seq),
-        symbol("x-opt-enqueued-time"): enqueued,
-        symbol("iothub-connection-device-id"): row.device_id,
-        symbol("iothub-enqueuedtime"): enqueued,
-        symbol("iothub-message-source"): "Telemetry",
-    }
-    if system.get("iothub-connection-module-id"):
-        annotations[symbol("iothub-connection-module-id")] = system["iothub-connection-module-id"]
-    msg.annotations = annotations
-    return msg
-
-
-def _text(value: Any) -> str:
-    """A symbol, string or binary as text (clients encode the selector filter differently)."""
-    return bytes(value).decode("utf-8", "replace") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
 
 
 def _path_of(address: str) -> str:
-    """``sb://host/a/b`` or ``amqps://host/a/b`` or ``a/b`` -> ``a/b``."""
-    for scheme in ("sb://", "amqps://", "amqp://"):
+    """``sb://host/a/b``, ``amqps://host/a/b``, ``https://host/a/b`` or ``/a/b`` -> ``a/b``."""
+    for scheme in ("sb://", "amqps://", "amqp://", "https://"):
         if address.lower().startswith(scheme):
             return address[len(scheme):].partition("/")[2].strip("/")
     return address.strip("/")
@@ -100,16 +60,26 @@ class _Reader:
         self.after = after
 
 
+class _QueueReader:
+    """A receiver of a service-bound queue and the messages locked to it (delivery tag -> seq)."""
+
+    def __init__(self, link: Any, queue: str) -> None:
+        self.link = link
+        self.queue = queue
+        self.held: dict[str, int] = {}
+
+
 class _Peer(MessagingHandler):
-    """One AMQP connection's links: CBS, management, partition readers."""
+    """One AMQP connection's links: CBS, management, partition readers, C2D, service queues."""
 
     def __init__(self, server: AmqpServer) -> None:
         super().__init__(prefetch=10, auto_accept=False)
         self.server = server
         self.hub = server.hub
-        self.grants: dict[str, float] = {}  # audience path put on $cbs -> token expiry
+        self.grants: dict[tuple[str, str], float] = {}  # (kind, audience path) -> token expiry
         self.repliers: dict[str, Any] = {}  # $cbs / $management -> the sender link answering
         self.readers: dict[str, _Reader] = {}  # link name -> reader
+        self.queue_readers: dict[str, _QueueReader] = {}
         self.refused: list[tuple[Any, Condition]] = []
 
     # --- links ---------------------------------------------------------------------------
@@ -122,17 +92,29 @@ class _Peer(MessagingHandler):
             if link.is_sender:
                 self.repliers[address] = link
             return
+        path = _path_of(address)
         if not link.is_sender:
-            return self._refuse(link, "amqp:not-allowed", "the endpoint takes no messages here yet")
-        match = _PARTITION_ADDRESS.match(address)
-        if not self._granted(_path_of(address)):
+            if path.lower() != service.DEVICEBOUND:
+                return self._refuse(link, "amqp:not-found", f"no such target: {address[:120]}")
+            if not self._granted(IOTHUB, path):
+                return self._refuse(link, "amqp:unauthorized-access", "put a token for it on $cbs first")
+            return
+        queue = service.QUEUE_SOURCES.get(path.lower())
+        if queue is not None:
+            if not self._granted(IOTHUB, path):
+                return self._refuse(link, "amqp:unauthorized-access", "put a token for it on $cbs first")
+            self.queue_readers[link.name] = _QueueReader(link, queue)
+            return
+        match = eventhub.PARTITION_ADDRESS.match(address)
+        if not self._granted(EVENTHUB, path):
             return self._refuse(link, "amqp:unauthorized-access", "put a token for it on $cbs first")
-        if not match or match.group(1).lower() != ENTITY or int(match.group(3)) >= PARTITIONS:
+        if not match or match.group(1).lower() != eventhub.ENTITY or int(match.group(3)) >= PARTITIONS:
             return self._refuse(link, "amqp:not-found", f"no such partition: {address[:120]}")
         if not ConsumerGroups(self.hub.store).exists(match.group(2)):
             return self._refuse(link, "amqp:not-found", f"no consumer group {match.group(2)[:60]!r}")
         partition = int(match.group(3))
-        self.readers[link.name] = _Reader(link, partition, self._start(partition, link.remote_source.filter))
+        start = eventhub.start_offset(self.hub.store, partition, link.remote_source.filter)
+        self.readers[link.name] = _Reader(link, partition, start)
 
     def _refuse(self, link: Any, condition: str, why: str) -> None:
         # MessagingHandler opens the link right after on_link_opening returns: it is closed,
@@ -146,42 +128,31 @@ class _Peer(MessagingHandler):
             link.condition = condition
             link.close()
 
-    def _start(self, partition: int, filters: Any) -> int:
-        """The offset to deliver after, from the receiver's selector filter."""
-        store = self.hub.store
-        selector = ""
-        filter_set = None
-        if filters is not None:
-            filters.rewind()
-            if filters.next() is not None:
-                filter_set = filters.get_object()
-        if isinstance(filter_set, dict):
-            for value in filter_set.values():
-                if isinstance(value, Described) and _text(value.descriptor) == SELECTOR:
-                    selector = _text(value.value)
-        match = _POSITION.search(selector)
-        if not match:
-            return 0
-        kind, operator, value = match.groups()
-        inclusive = operator == ">="
-        if kind == "offset":
-            if value == "@latest":
-                return store.partition_info(partition).last_offset
-            offset = int(value) if value.lstrip("-").isdigit() else -1
-            return max(0, offset - 1 if inclusive else offset)
-        if kind == "sequence-number":
-            number = int(value)
-            return store.offset_before_sequence(partition, number if inclusive else number + 1)
-        return store.offset_before_time(partition, int(value) / 1000.0, inclusive)
-
     def on_link_closing(self, event: Any) -> None:
         self.readers.pop(event.link.name, None)
+        self._release(self.queue_readers.pop(event.link.name, None))
 
-    # --- events out ------------------------------------------------------------------------
+    def release_all(self) -> None:
+        """The connection is gone: what its receivers held is handed out again."""
+        for reader in list(self.queue_readers.values()):
+            self._release(reader)
+        self.queue_readers.clear()
+        self.readers.clear()
+
+    def _release(self, reader: _QueueReader | None) -> None:
+        if reader is not None:
+            for seq in reader.held.values():
+                self.hub.servicebound.abandon(reader.queue, seq)
+            reader.held.clear()
+
+    # --- messages out ----------------------------------------------------------------------
     def on_sendable(self, event: Any) -> None:
         reader = self.readers.get(event.link.name)
         if reader is not None:
             self.fill(reader)
+        queue_reader = self.queue_readers.get(event.link.name)
+        if queue_reader is not None:
+            self.fill_queue_reader(queue_reader)
 
     def fill(self, reader: _Reader) -> None:
         link = reader.link
@@ -190,7 +161,7 @@ class _Peer(MessagingHandler):
             if not rows:
                 return
             for row in rows:
-                link.send(event_message(row))
+                link.send(eventhub.event_message(row))
                 reader.after = row.seq
 
     def fill_partition(self, partition: int) -> None:
@@ -198,75 +169,123 @@ class _Peer(MessagingHandler):
             if reader.partition == partition:
                 self.fill(reader)
 
-    # --- requests --------------------------------------------------------------------------
+    def fill_queue_reader(self, reader: _QueueReader) -> None:
+        link = reader.link
+        if link.credit <= 0 or not link.state & Endpoint.LOCAL_ACTIVE:
+            return
+        presettled = link.remote_snd_settle_mode == Link.SND_SETTLED
+        for row in self.hub.servicebound.take(reader.queue, min(link.credit, BATCH)):
+            tag = str(row.seq)
+            delivery = link.send(service.queue_message(row), tag)
+            if presettled:  # the receiver will not settle: handing it out completes it
+                delivery.settle()
+                self.hub.servicebound.complete(reader.queue, row.seq)
+            else:
+                reader.held[tag] = row.seq
+
+    def fill_queue(self, queue: str) -> None:
+        for reader in list(self.queue_readers.values()):
+            if reader.queue == queue:
+                self.fill_queue_reader(reader)
+
+    def _settled_by_receiver(self, event: Any, completed: bool) -> None:
+        reader = self.queue_readers.get(event.link.name)
+        if reader is None:
+            return
+        tag = event.delivery.tag
+        seq = reader.held.pop(tag.decode() if isinstance(tag, bytes) else str(tag), None)
+        if seq is None:
+            return
+        if completed:
+            self.hub.servicebound.complete(reader.queue, seq)
+        else:
+            self.hub.servicebound.abandon(reader.queue, seq)
+
+    def on_accepted(self, event: Any) -> None:
+        self._settled_by_receiver(event, True)
+
+    def on_rejected(self, event: Any) -> None:  # dead-lettered: IoT Hub drops it too
+        self._settled_by_receiver(event, True)
+
+    def on_released(self, event: Any) -> None:  # released or modified: abandoned
+        self._settled_by_receiver(event, False)
+
+    # --- messages in -----------------------------------------------------------------------
     def on_message(self, event: Any) -> None:
         msg = event.message
         address = event.link.remote_target.address or ""
-        event.delivery.update(event.delivery.ACCEPTED)
+        if address not in (CBS, MANAGEMENT):
+            return self._c2d(event)
+        event.delivery.update(Delivery.ACCEPTED)
         event.delivery.settle()
         props = msg.properties or {}
         if address == CBS:
             status, description, body = self._put_token(msg.body, props)
-        elif address == MANAGEMENT:
-            status, description, body = self._management(props)
         else:
-            return
+            status, description, body = self._management(props)
         reply = Message(correlation_id=msg.id, address=msg.reply_to, body=body)
-        reply.properties = {"status-code": status, "status-description": description}
+        # an int, not Proton's default long: uamqp reads the status code as AMQP int only
+        reply.properties = {"status-code": int32(status), "status-description": description}
         replier = self.repliers.get(address)
         if replier is not None:
             replier.send(reply)
 
-    def _verify(self, token: Any, path: str) -> auth.SasToken:
-        # Event Hubs sign with the key's text (auth.sign_with_key_text), as the official client does
+    def _c2d(self, event: Any) -> None:
+        delivery = event.delivery
+        if not self._granted(IOTHUB, service.DEVICEBOUND):  # the token put for it expired
+            delivery.local.condition = Condition("amqp:unauthorized-access", "the token expired")
+            delivery.update(Delivery.REJECTED)
+        else:
+            try:
+                service.send_c2d(self.hub.c2d, event.message, self.hub.clock())
+            except service.C2DRefused as exc:
+                log.info("C2D refused: %s", exc)
+                delivery.local.condition = exc.condition
+                delivery.update(Delivery.REJECTED)
+            else:
+                delivery.update(Delivery.ACCEPTED)
+        delivery.settle()
+
+    # --- CBS and management ----------------------------------------------------------------
+    def _audience(self, name: str) -> tuple[str, str]:
+        """(kind, path) of a CBS audience: the Event Hub's entity, or a path of the IoT Hub."""
+        if "://" not in name:
+            first, _, rest = name.strip("/").partition("/")
+            if first.lower() in self.hub.names or first.lower().rpartition(":")[0] in self.hub.names:
+                name = rest
+        path = _path_of(name)
+        kind = EVENTHUB if path.split("/")[0].lower() == eventhub.ENTITY else IOTHUB
+        return kind, path
+
+    def _verify(self, token: Any, kind: str, path: str) -> auth.SasToken:
+        # Event Hubs sign with the key's text (auth.sign_with_key_text), IoT Hub with its bytes
         return auth.verify_service_token(str(token or ""), self.hub.policies, self.hub.names,
                                          self.hub.clock(), Right.SERVICE_CONNECT, "/" + path,
-                                         key_text=True)
+                                         key_text=kind == EVENTHUB)
 
-    def _granted(self, path: str) -> bool:
+    def _granted(self, kind: str, path: str) -> bool:
         now = self.hub.clock()
-        return any(expiry > now and rights.scope_covers(scope, path)
-                   for scope, expiry in self.grants.items())
+        return any(grant_kind == kind and expiry > now and rights.scope_covers(scope, path)
+                   for (grant_kind, scope), expiry in self.grants.items())
 
     def _put_token(self, token: Any, props: dict[str, Any]) -> tuple[int, str, Any]:
-        """A token for an audience (``sb://{host}/{entity}[/...]``, the CBS ``name``): the
-        links under it may attach until it expires."""
-        path = _path_of(str(props.get("name", "")))
-        if path.split("/")[0].lower() != ENTITY:
-            return 404, f"no such entity: {path[:80]!r}", None
+        """A token for an audience (the CBS ``name``): the links under it may attach until it
+        expires."""
+        kind, path = self._audience(str(props.get("name", "")))
         try:
-            parsed = self._verify(token, path)
+            parsed = self._verify(token, kind, path)
         except auth.AuthError as exc:
             log.info("CBS token refused: %s", exc)
             return 401, f"Unauthorized: {exc}", None
-        self.grants[path] = float(parsed.expiry)
+        self.grants[(kind, path)] = float(parsed.expiry)
         return 202, "Accepted", None
 
     def _management(self, props: dict[str, Any]) -> tuple[int, str, Any]:
         try:
-            self._verify(props.get("security_token"), ENTITY)
+            self._verify(props.get("security_token"), EVENTHUB, eventhub.ENTITY)
         except auth.AuthError as exc:
             return 401, f"Unauthorized: {exc}", None
-        if props.get("operation") != "READ" or str(props.get("name", "")).lower() != ENTITY:
-            return 404, "no such entity or operation", None
-        kind = props.get("type")
-        if kind == "com.microsoft:eventhub":
-            return 200, "OK", {"name": ENTITY, "created_at": CREATED,
-                               "partition_ids": [str(p) for p in range(PARTITIONS)]}
-        if kind == "com.microsoft:partition":
-            partition = str(props.get("partition", ""))
-            if not partition.isdigit() or int(partition) >= PARTITIONS:
-                return 404, f"no partition {partition[:20]!r}", None
-            info = self.hub.store.partition_info(int(partition))
-            return 200, "OK", {
-                "name": ENTITY, "partition": partition,
-                "begin_sequence_number": max(info.first_seq, 0),
-                "last_enqueued_sequence_number": info.last_seq,
-                "last_enqueued_offset": str(info.last_offset),
-                "last_enqueued_time_utc": timestamp(int(info.last_enqueued * 1000)),
-                "is_partition_empty": info.last_seq < 0,
-            }
-        return 400, f"unknown management type {str(kind)[:60]!r}", None
+        return eventhub.management_answer(self.hub.store, props)
 
 
 class AmqpConnection(asyncio.Protocol):
@@ -281,6 +300,7 @@ class AmqpConnection(asyncio.Protocol):
         # the last OPEN field: with it, FullFrames has every field to send
         self.connection.properties = {symbol("product"): "localhub"}
         self.engine = Transport(Transport.SERVER)
+        self.sasl = SaslFront()
         self.engine.idle_timeout = 240  # pyamqp reads OPEN's idle-time-out; 0 would be "none"
         self.engine.bind(self.connection)
         self.frames = FullFrames()
@@ -291,11 +311,36 @@ class AmqpConnection(asyncio.Protocol):
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.engine.push(data)
-        self.process()
+        if not self.sasl.done:
+            try:
+                data, reply = self.sasl.feed(data)
+            except SaslRefused as exc:
+                log.info("AMQP connection refused: %s", exc)
+                if self.socket is not None:
+                    self.socket.write(exc.reply)
+                    self.socket.close()
+                return
+            if reply and self.socket is not None:
+                self.socket.write(reply)
+        # Proton takes at most its capacity per push (a TLS read can hold more): what it has is
+        # processed before the rest goes in
+        view = memoryview(data)
+        while view:
+            capacity = self.engine.capacity()
+            if capacity < 0:  # the engine reads no more: the connection is closing
+                return
+            if capacity == 0:  # nothing it could take, even once processed: give up on the peer
+                log.warning("AMQP engine stalled; closing the connection")
+                if self.socket is not None:
+                    self.socket.abort()
+                return
+            self.engine.push(bytes(view[:capacity]))
+            view = view[capacity:]
+            self.process()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.peer.release_all()
         self.engine.close_tail()
         self.engine.close_head()
 
@@ -325,6 +370,10 @@ class AmqpConnection(asyncio.Protocol):
         self.peer.fill_partition(partition)
         self.process()
 
+    def queue_changed(self, queue: str) -> None:
+        self.peer.fill_queue(queue)
+        self.process()
+
 
 class AmqpServer:
     def __init__(self, hub: Hub, ssl_context: ssl.SSLContext) -> None:
@@ -339,10 +388,21 @@ class AmqpServer:
                                                ssl=self.ssl_context, ssl_handshake_timeout=10,
                                                reuse_address=True)
         self.hub.telemetry.listeners.append(self.telemetry_arrived)
+        self.hub.servicebound.listeners.append(self.queue_changed)
 
     def telemetry_arrived(self, partition: int) -> None:
         for conn in list(self.connections):
             conn.telemetry_arrived(partition)
+
+    def queue_changed(self, queue: str) -> None:
+        # Later, not now: a queue changes while a connection's events are being dispatched (an
+        # abandon, a C2D whose QoS 0 delivery leaves feedback), and that dispatch must not
+        # re-enter its own engine.
+        asyncio.get_running_loop().call_soon(self._fill_queue, queue)
+
+    def _fill_queue(self, queue: str) -> None:
+        for conn in list(self.connections):
+            conn.queue_changed(queue)
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -24,6 +24,7 @@ from .c2d import C2DService
 from .jobs import JobService
 from .methods import MethodService
 from .registry import Registry
+from .servicebound import ServiceBoundQueues
 from .sessions import DeviceSession, SessionRegistry
 from .telemetry import TelemetryService
 from .twins import TwinService
@@ -61,7 +62,8 @@ class Hub:
     def __init__(self, store: Store, names: frozenset[str], policies: Mapping[str, Policy],
                  clock: Callable[[], float], sessions: SessionRegistry, registry: Registry,
                  c2d: C2DService, twins: TwinService, methods: MethodService,
-                 telemetry: TelemetryService, jobs: JobService) -> None:
+                 telemetry: TelemetryService, jobs: JobService,
+                 servicebound: ServiceBoundQueues) -> None:
         self.store = store
         self.names = frozenset(n.lower() for n in names)
         self.policies = policies
@@ -73,6 +75,7 @@ class Hub:
         self.methods = methods
         self.telemetry = telemetry
         self.jobs = jobs  # started by server.py once the listeners are up
+        self.servicebound = servicebound  # C2D feedback and file upload notifications
 
     # --- device authentication -------------------------------------------------------------
     def authenticate(self, connect: Connect) -> Authenticated:

@@ -107,6 +107,14 @@ class Notification:
     status_description: str | None
     enqueued: float
 
+    def iot_hub_json(self) -> dict[str, Any]:
+        """The record IoT Hub puts in its file notification queue (AMQP): these six fields."""
+        return {
+            "deviceId": self.device_id, "blobUri": self.blob_uri, "blobName": self.blob_name,
+            "lastUpdatedTime": iso_now(self.last_updated) if self.last_updated else None,
+            "blobSizeInBytes": self.size, "enqueuedTimeUtc": iso_now(self.enqueued),
+        }
+
     def to_json(self) -> dict[str, Any]:
         """IoT Hub's notification fields (camelCase) plus the device's report and a ``seq``."""
         return {
@@ -189,7 +197,8 @@ def _storage_failed(exc: StorageError) -> HubError:
 
 class UploadService:
     def __init__(self, db: sqlite3.Connection, storage: Storage, clock: Callable[[], float],
-                 sas_ttl: int = DEFAULT_SAS_TTL, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 sas_ttl: int = DEFAULT_SAS_TTL, max_in_flight: int = MAX_IN_FLIGHT,
+                 on_uploaded: Callable[[Notification], None] | None = None) -> None:
         if sas_ttl <= 0:
             raise ValueError("the SAS TTL must be positive")
         self.store = UploadStore(db)
@@ -197,6 +206,7 @@ class UploadService:
         self.clock = clock
         self.sas_ttl = sas_ttl
         self.max_in_flight = max_in_flight
+        self.on_uploaded = on_uploaded  # each successful upload's notification (the AMQP queue)
         self._new = asyncio.Event()
 
     async def create(self, device_id: str, requested_name: Any) -> dict[str, Any]:
@@ -258,6 +268,8 @@ class UploadService:
                             size, last_updated, is_success, status_code,
                             description[:1024] if description else description, self.clock())
         note.seq = self.store.add_notification(note)
+        if is_success and self.on_uploaded is not None:
+            self.on_uploaded(note)  # IoT Hub notifies back ends of successful uploads only
         self._new.set()
         self._new = asyncio.Event()
         return note

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS c2d (
     expiry REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS c2d_device ON c2d(device_id, seq);
+CREATE INDEX IF NOT EXISTS c2d_expiry ON c2d(expiry);
 CREATE TABLE IF NOT EXISTS telemetry (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id TEXT NOT NULL,
@@ -313,22 +314,43 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def pending_c2d(self, device_id: str, now: float) -> list[C2DRow]:
-        """Messages still to deliver, oldest first; expired ones are purged on the way."""
-        self.db.execute("DELETE FROM c2d WHERE device_id=? AND expiry<=?", (device_id, now))
-        rows = self.db.execute("SELECT * FROM c2d WHERE device_id=? ORDER BY seq", (device_id,))
-        return [C2DRow(r["seq"], r["device_id"], r["message_id"], bytes(r["body"]),
-                       json.loads(r["properties"]), r["enqueued"], r["expiry"]) for r in rows]
+        """Messages still to deliver, oldest first (expired ones are left to expire_c2d)."""
+        rows = self.db.execute("SELECT * FROM c2d WHERE device_id=? AND expiry>? ORDER BY seq",
+                               (device_id, now))
+        return [self._c2d(r) for r in rows]
+
+    @staticmethod
+    def _c2d(r: sqlite3.Row) -> C2DRow:
+        return C2DRow(r["seq"], r["device_id"], r["message_id"], bytes(r["body"]),
+                      json.loads(r["properties"]), r["enqueued"], r["expiry"])
 
     def count_c2d(self, device_id: str, now: float) -> int:
-        self.db.execute("DELETE FROM c2d WHERE device_id=? AND expiry<=?", (device_id, now))
-        row = self.db.execute("SELECT COUNT(*) FROM c2d WHERE device_id=?", (device_id,)).fetchone()
+        row = self.db.execute("SELECT COUNT(*) FROM c2d WHERE device_id=? AND expiry>?",
+                              (device_id, now)).fetchone()
         return int(row[0])
+
+    def expire_c2d(self, now: float, device_id: str | None = None) -> list[C2DRow]:
+        """Remove the messages whose time to live is over (of one device, or all) and return them."""
+        where, args = ("device_id=? AND expiry<=?", (device_id, now)) if device_id is not None \
+            else ("expiry<=?", (now,))
+        with self.db:
+            self.db.execute("BEGIN")
+            rows = [self._c2d(r) for r in self.db.execute(f"SELECT * FROM c2d WHERE {where}", args)]
+            if rows:
+                self.db.execute(f"DELETE FROM c2d WHERE {where}", args)
+        return rows
 
     def complete_c2d(self, seq: int) -> None:
         self.db.execute("DELETE FROM c2d WHERE seq=?", (seq,))
 
-    def purge_c2d(self, device_id: str) -> int:
-        return self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,)).rowcount
+    def purge_c2d(self, device_id: str) -> list[C2DRow]:
+        """Remove every message queued for ``device_id`` and return them."""
+        with self.db:
+            self.db.execute("BEGIN")
+            rows = [self._c2d(r) for r in self.db.execute("SELECT * FROM c2d WHERE device_id=?",
+                                                          (device_id,))]
+            self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,))
+        return rows
 
     # --- telemetry -------------------------------------------------------------------------
     def _partition_existing_telemetry(self) -> None:

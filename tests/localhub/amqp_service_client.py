@@ -1,0 +1,74 @@
+"""The service side of IoT Hub's AMQP endpoint as the official SDKs reach it: uamqp, the AMQP
+client azure-iot-hub sends C2D with, here also reading the service-bound queues (feedback, file
+notifications) the way the SDKs' feedback and notification receivers do: CBS with the policy's
+SAS for the hub, a receiver on the queue, each message settled by hand."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import uamqp
+from localhub.protocol import auth
+from localhub.storage import state
+from localhub.testing import HubProcess
+
+FEEDBACK = "/messages/serviceBound/feedback"
+FILE_NOTIFICATIONS = "/messages/serviceBound/filenotifications"
+
+
+def trust_hub_ca(monkeypatch: pytest.MonkeyPatch, hub: HubProcess) -> None:
+    """uamqp trusts certifi's bundle and nothing else it can be told from azure-iot-hub, and
+    msrest trusts REQUESTS_CA_BUNDLE: both are pointed at the hub's CA."""
+    import uamqp.authentication.common as uamqp_auth
+
+    monkeypatch.setattr(uamqp_auth.certifi, "where", lambda: str(hub.ca_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(hub.ca_path))
+
+
+def service_auth(hub: HubProcess, policy: str = "service") -> uamqp.authentication.JWTTokenAuth:
+    key = state.load_policies(hub.state_dir)[policy].key
+
+    def get_token() -> Any:
+        from azure.core.credentials import AccessToken
+
+        expiry = int(time.time()) + 3600
+        return AccessToken(auth.generate_sas(hub.hostname, key, expiry, policy), expiry)
+
+    token_auth = uamqp.authentication.JWTTokenAuth(
+        audience="https://" + hub.hostname, uri="https://" + hub.hostname, get_token=get_token,
+        token_type=b"servicebus.windows.net:sastoken")
+    token_auth.update_token()
+    return token_auth
+
+
+class QueueReceiver:
+    """A receiver on one service-bound queue; settles nothing unless told."""
+
+    def __init__(self, hub: HubProcess, source: str, policy: str = "service") -> None:
+        self.client = uamqp.ReceiveClient(f"amqps://{hub.hostname}{source}",
+                                          auth=service_auth(hub, policy), auto_complete=False)
+
+    def receive(self, count: int = 1, timeout: float = 10.0) -> list[uamqp.Message]:
+        """Up to ``count`` messages, waiting at most ``timeout`` seconds for them."""
+        got: list[uamqp.Message] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            got += self.client.receive_message_batch(max_batch_size=count - len(got), timeout=wait_ms)
+        return got
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> "QueueReceiver":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def body_json(message: uamqp.Message) -> Any:
+    return json.loads(b"".join(message.get_data()))
