@@ -4,8 +4,12 @@ IoT Hub's annotations and properties; a token without ServiceConnect is refused.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from azure.eventhub import EventHubConsumerClient
@@ -13,6 +17,8 @@ from azure.eventhub.exceptions import AuthenticationError
 from azure.iot.device import IoTHubDeviceClient, Message
 from localhub.storage.store import partition_of
 from localhub.testing import HubProcess
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 def _consumer(hub: HubProcess, policy: str = "service") -> EventHubConsumerClient:
@@ -231,3 +237,35 @@ def test_consumer_groups_read_the_same_events_each_at_its_own_place(module_hub: 
     assert errors and "nope" in str(errors[0])
     assert cli("delete", "reporting") == (0, "deleted reporting\n")
     assert cli("delete", "$Default")[0] != 0
+
+
+def _monitor(hub: HubProcess, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "localhub", "--state", str(hub.state_dir), "monitor", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(TOOLS), "PATH": ""})
+
+
+def test_localhub_monitor_reads_through_the_event_hub_endpoint_what_the_official_consumer_reads(
+        module_hub: HubProcess) -> None:
+    hub = module_hub
+    device = _device(hub, "eh-monitored")
+    try:
+        for n in range(3):
+            device.send_message(Message(f'{{"n": {n}}}', message_id=f"mon-{n}"))
+    finally:
+        device.shutdown()
+    out = _monitor(hub, "--device", "eh-monitored", "--from-start", "--count", "3", "--timeout", "30")
+    assert out.returncode == 0, out.stderr
+    printed = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [p["body"] for p in printed] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
+    assert {p["partition"] for p in printed} == {str(partition_of("eh-monitored"))}
+    assert [p["systemProperties"]["message-id"] for p in printed] == ["mon-0", "mon-1", "mon-2"]
+    got = _receive(_consumer(hub), 3, lambda e: e.system_properties.get(
+        b"iothub-connection-device-id") == b"eh-monitored", partition_id=str(partition_of("eh-monitored")))
+    assert [(p["offset"], p["sequenceNumber"]) for p in printed] == [
+        (e.offset, e.sequence_number) for _, e in got], "the same events, at the same places"
+
+    refused = _monitor(hub, "--consumer-group", "nobody-made-this", "--timeout", "20")
+    assert refused.returncode == 1 and "amqp:not-found" in refused.stderr and "nobody-made-this" in refused.stderr
+    malformed = _monitor(hub, "--eventhub", "Endpoint=sb://somewhere/;SharedAccessKeyName=x")
+    assert malformed.returncode == 1 and "not an Event Hub-compatible connection string" in malformed.stderr

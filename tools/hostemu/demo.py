@@ -6,7 +6,8 @@
    (``state/demo/<board>``) with ``boardkit.provision``;
 3. runs the firmware on the host emulation layer (``hostemu run``, the repository's firmware
    copied over what the folder held);
-4. shows live: telemetry as the hub receives it, the device twin's reported properties, a desired
+4. shows live: telemetry as a back end reads it (from the hub's Event Hub-compatible endpoint,
+   over AMQP, as ``localhub monitor`` does), the device twin's reported properties, a desired
    property patch being acknowledged, and a direct method call (``reboot``) with its answer;
 5. Ctrl-C (or ``--duration`` seconds) stops the board and the hub: their whole process groups, so
    nothing is left running.
@@ -23,8 +24,10 @@ import contextlib
 import json
 import os
 import signal
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 
 from boardkit import profiles, provision
+from localhub.client import eventhub_reader
 from localhub.client.hub_client import HubRequestError
 from localhub.storage import state as hub_state
 from localhub.testing import HubProcess, free_loopback_host
@@ -149,16 +153,44 @@ def _render(device_id: str, hub: HubProcess, view: DemoState) -> Group:
     )
 
 
-def _poll(hub: HubProcess, device_id: str, view: DemoState, after: int, wait: float) -> int:
-    messages, after = hub.client.read_telemetry(after, device_id, wait)
-    for message in messages:
+class TelemetryStream:
+    """The device's telemetry read from the hub's Event Hub-compatible endpoint in a thread of
+    its own (Proton's reactor blocks); what was enqueued before ``since`` (earlier runs) is
+    left out. The thread ends when the hub stops."""
+
+    def __init__(self, hub: HubProcess, device_id: str, since: float) -> None:
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.error: str | None = None
+        self._device_id = device_id
+        self._since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
+        self._thread = threading.Thread(target=self._read, args=(hub.eventhub_connection_string(),
+                                                                 str(hub.ca_path)), daemon=True)
+        self._thread.start()
+
+    def _read(self, connection_string: str, ca_path: str) -> None:
+        def take(event: dict[str, Any]) -> bool:
+            if event["deviceId"] == self._device_id and (event["enqueuedTime"] or "") >= self._since:
+                self.events.put(event)
+            return True
+
         try:
-            message["body"] = json.loads(message.get("body") or "{}")
-        except ValueError:
-            message["body"] = {}
-        view.messages.append(message)
-        view.received += 1
-    return after
+            eventhub_reader.read_events(connection_string, take, ca_path=ca_path, from_start=True)
+        except eventhub_reader.EventHubError as exc:
+            self.error = str(exc)
+
+    def poll(self, view: DemoState, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                message = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            try:
+                message["body"] = json.loads(message.get("body") or "{}")
+            except ValueError:
+                message["body"] = {}
+            view.messages.append(message)
+            view.received += 1
 
 
 def run_demo(board: str, state_dir: Path, duration: float | None, console: Console) -> int:
@@ -183,7 +215,7 @@ def run_demo(board: str, state_dir: Path, duration: float | None, console: Conso
         config_path.write_text(json.dumps(config, indent=1))
         console.print(f"device {device_id}: {config_path} written (key not shown); starting the {profile.name} board")
         # Only what this run's board sends counts (the hub keeps telemetry of earlier runs).
-        after = hub.client.read_telemetry(0, device_id, 0)[1]
+        telemetry = TelemetryStream(hub, device_id, time.time() - 1)
         board_proc = _start_board(str(profile.source), board_dir, log_path)
         console.print(f"hub pid {hub.proc.pid if hub.proc else None}, board pid {board_proc.pid}")
         hub.update_twin(device_id, {"properties": {"desired": {"telemetryInterval": DESIRED_INTERVAL}}})
@@ -197,7 +229,7 @@ def run_demo(board: str, state_dir: Path, duration: float | None, console: Conso
                     view.method_error = view.method_error or f"board exited with {board_proc.returncode}"
                     break
                 seen = view.received
-                after = _poll(hub, device_id, view, after, 0.5)
+                telemetry.poll(view, 0.5)
                 view.reported = hub.get_twin(device_id)["properties"]["reported"]
                 if live is None:
                     for message in list(view.messages)[len(view.messages) - (view.received - seen):]:

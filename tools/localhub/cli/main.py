@@ -18,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from ..client import eventhub_reader
 from ..client.hub_client import HubClient, HubNotRunning, HubRequestError
 from ..endpoints.https_gate import BODY_TIMEOUT, HEAD_TIMEOUT
 from ..endpoints.mqtt import MAX_UNAUTHENTICATED
@@ -330,27 +331,41 @@ def sas(obj: Ctx, device_id: str | None, ttl: int, policy: str | None, scope: st
 @click.option("--from-start", is_flag=True, help="Also print messages already received.")
 @click.option("--count", type=int, default=0, help="Stop after this many messages (0: never).")
 @click.option("--timeout", type=float, default=0, help="Stop after this many seconds (0: never).")
+@click.option("--consumer-group", default="$Default", show_default=True,
+              help="The consumer group to read in.")
+@click.option("--eventhub", "eventhub_cs", metavar="CONNECTION_STRING",
+              help="Another Event Hub-compatible endpoint (an Azure IoT Hub's built-in endpoint); "
+                   "default: this hub's.")
+@click.option("--ca", "ca_path", type=click.Path(exists=True, dir_okay=False),
+              help="The CA to trust for --eventhub (default: the system's).")
 @click.pass_obj
-def monitor(obj: Ctx, device_id: str | None, from_start: bool, count: int, timeout: float) -> None:
-    """Stream telemetry with its properties, one JSON object per message."""
-    client = obj.require_client()
-    after = 0 if from_start else -1
+def monitor(obj: Ctx, device_id: str | None, from_start: bool, count: int, timeout: float,
+            consumer_group: str, eventhub_cs: str | None, ca_path: str | None) -> None:
+    """Stream telemetry with its properties, one JSON object per message, read from the Event
+    Hub-compatible endpoint as a back end reads it (partition, offset and sequence number too)."""
+    if eventhub_cs is None:
+        runtime = state.read_runtime(obj.state_dir)
+        if runtime is None:
+            raise click.ClickException(f"no hub is running for {obj.state_dir}; "
+                                       "start one with `localhub serve`")
+        eventhub_cs = state.eventhub_connection_string(obj.advertised_host(), runtime.amqp_port,
+                                                       "service", _policy(obj, "service").key)
+        ca_path = str(obj.state_dir / certs.CA_CERT)
     seen = 0
-    deadline = time.monotonic() + timeout if timeout else None
+
+    def show(event: dict[str, Any]) -> bool:
+        nonlocal seen
+        if device_id is not None and event["deviceId"] != device_id:
+            return True
+        console.print(json.dumps(event), soft_wrap=True)
+        seen += 1
+        return not count or seen < count
+
     try:
-        while True:
-            wait = 10.0 if deadline is None else max(0.0, min(10.0, deadline - time.monotonic()))
-            messages, after = client.read_telemetry(after, device_id, wait)
-            for msg in messages:
-                out = {"deviceId": msg["deviceId"], "enqueuedTime": msg["enqueuedTime"],
-                       "body": msg["body"] if msg["body"] is not None else msg["bodyBase64"],
-                       "properties": msg["properties"], "systemProperties": msg["systemProperties"]}
-                console.print(json.dumps(out), soft_wrap=True)
-                seen += 1
-                if count and seen >= count:
-                    return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
+        eventhub_reader.read_events(eventhub_cs, show, ca_path=ca_path, consumer_group=consumer_group,
+                                    from_start=from_start, timeout=timeout)
+    except eventhub_reader.EventHubError as exc:
+        raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return
 

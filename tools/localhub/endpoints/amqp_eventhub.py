@@ -17,6 +17,7 @@ from proton import Described, Message, symbol, timestamp
 
 from ..storage.state import EVENTHUB_NAME
 from ..storage.store import PARTITIONS, Store, TelemetryRow
+from .amqp_frames import AzureMessage
 
 ENTITY = EVENTHUB_NAME
 SELECTOR = symbol("apache.org:selector-filter:string")
@@ -29,7 +30,7 @@ CREATED = timestamp(0)
 def event_message(row: TelemetryRow) -> Message:
     """A telemetry row as IoT Hub's built-in endpoint delivers it."""
     system = row.system_properties
-    msg = Message(body=row.body)
+    msg = AzureMessage(body=row.body)
     msg.inferred = True  # bytes: a data section, as the service sends
     if system.get("message-id"):
         msg.id = system["message-id"]

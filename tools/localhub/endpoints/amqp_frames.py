@@ -12,13 +12,18 @@ IndexError there, and the connection never opens. (Fixed upstream in azure-sdk-f
 stream into frames and re-encodes each performative with Proton's own codec, padded with nulls
 to its full field count (and an ATTACH's source and target to theirs). Payloads, SASL frames and
 the protocol headers pass through unchanged.
+
+:class:`AzureMessage` is the same care for messages: Proton writes a properties section even when
+it is empty, and clients read one as there (the official device SDK's e2e suite reads the content
+type of any event that has a properties section). The Azure service writes none then, nor does
+the hub.
 """
 
 from __future__ import annotations
 
 import struct
 
-from proton import Data, Described
+from proton import Data, Described, Message
 
 # Performative descriptor code -> number of fields (AMQP 1.0 section 2.7).
 PERFORMATIVE_FIELDS = {0x10: 10, 0x11: 8, 0x12: 14, 0x13: 11, 0x14: 11, 0x15: 6, 0x16: 3,
@@ -88,3 +93,23 @@ class FullFrames:
             body = full_performative(body)
             out += _HEADER.pack(_HEADER.size + len(body), 2, _AMQP_FRAME, channel) + body
         return bytes(out)
+
+
+_PROPERTIES = 0x73
+
+
+class AzureMessage(Message):
+    """A Proton message encoded without an empty properties section."""
+
+    def encode(self) -> bytearray:  # type: ignore[override]
+        encoded = bytes(super().encode())
+        out = bytearray()
+        while encoded:
+            section = Data()
+            used = section.decode(encoded)
+            value = section.get_object()
+            if not (isinstance(value, Described) and value.descriptor == _PROPERTIES
+                    and isinstance(value.value, list) and not any(v is not None for v in value.value)):
+                out += encoded[:used]
+            encoded = encoded[used:]
+        return out

@@ -21,6 +21,7 @@ from ..protocol.twin import iso_now
 from ..services import servicebound
 from ..services.c2d import C2DService
 from ..storage.queuestore import QueuedMessage
+from .amqp_frames import AzureMessage
 
 DEVICEBOUND = "messages/devicebound"
 # service-bound sources, lower-cased; IoT Hub's docs name the file queue both ways
@@ -89,7 +90,7 @@ def send_c2d(c2d: C2DService, msg: Message, now: float) -> str:
 def queue_message(row: QueuedMessage) -> Message:
     """A feedback batch or a file notification as IoT Hub hands it to a back end."""
     props = row.properties
-    msg = Message(body=row.body, id=props.get("message-id"), content_type=props.get("content-type"),
+    msg = AzureMessage(body=row.body, id=props.get("message-id"), content_type=props.get("content-type"),
                   user_id=str(props.get("user-id", "")).encode("utf-8"))
     msg.inferred = True
     msg.annotations = {symbol("iothub-enqueuedtime"): timestamp(int(row.enqueued * 1000))}
