@@ -102,3 +102,24 @@ def test_frames_split_anywhere_come_out_the_same() -> None:
     whole = FullFrames().feed(stream)
     pieces = FullFrames()
     assert b"".join(pieces.feed(stream[i:i + 3]) for i in range(0, len(stream), 3)) == whole
+
+
+def test_an_event_with_no_properties_goes_out_without_a_properties_section() -> None:
+    from azure.eventhub._pyamqp._decode import decode_payload
+    from proton import Message, symbol
+
+    from localhub.endpoints.amqp_frames import AzureMessage
+
+    bare = AzureMessage(body=b"reading")
+    bare.inferred = True
+    bare.annotations = {symbol("x-opt-offset"): "7"}
+    decoded = decode_payload(memoryview(bytes(bare.encode())))
+    assert decoded.properties is None and decoded.data == [b"reading"]
+    assert decoded.message_annotations == {b"x-opt-offset": b"7"}
+    plain = Message(body=b"reading")  # what Proton writes on its own: an empty section, read as present
+    plain.inferred = True
+    assert decode_payload(memoryview(bytes(plain.encode()))).properties is not None
+
+    typed = AzureMessage(body=b"{}", content_type="application/json")
+    typed.inferred = True
+    assert decode_payload(memoryview(bytes(typed.encode()))).properties.content_type == b"application/json"
