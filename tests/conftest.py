@@ -10,6 +10,10 @@ import pytest
 from localhub.testing import HubProcess
 from tls_support import TestCertificates, TlsEchoServer, make_certificates
 
+# The official device SDK's e2e suite runs in a pytest of its own, against a hub of its own
+# (tests/upstream/test_upstream_e2e.py), never collected here.
+collect_ignore = ["upstream/azure-iot-sdk-python"]
+
 
 @pytest.fixture(scope="session")
 def test_certificates(tmp_path_factory) -> TestCertificates:

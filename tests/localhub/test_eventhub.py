@@ -269,3 +269,39 @@ def test_localhub_monitor_reads_through_the_event_hub_endpoint_what_the_official
     assert refused.returncode == 1 and "amqp:not-found" in refused.stderr and "nobody-made-this" in refused.stderr
     malformed = _monitor(hub, "--eventhub", "Endpoint=sb://somewhere/;SharedAccessKeyName=x")
     assert malformed.returncode == 1 and "not an Event Hub-compatible connection string" in malformed.stderr
+
+
+def test_twin_changes_reach_the_endpoint_only_once_routed(module_hub: HubProcess, tmp_path) -> None:
+    def twin_events(hub: HubProcess, device_id: str, count: int, timeout: float) -> list:
+        return [e for _, e in _receive(_consumer(hub), count, lambda e: e.system_properties.get(
+            b"iothub-connection-device-id") == device_id.encode() and e.system_properties.get(
+            b"iothub-message-source") == b"twinChangeEvents", timeout=timeout,
+            partition_id=str(partition_of(device_id)))]
+
+    with HubProcess(tmp_path / "routed", serve_args=("--route", "twinChangeEvents")) as hub:
+        device = _device(hub, "eh-twin")
+        try:
+            device.patch_twin_reported_properties({"firmware": "1.2", "led": None})
+            hub.update_twin("eh-twin", {"tags": {"room": "lab"}, "properties": {"desired": {"rate": 5}}})
+            events = twin_events(hub, "eh-twin", 2, 20)
+        finally:
+            device.shutdown()
+    assert [e.properties[b"opType"] for e in events] == [b"updateTwin", b"updateTwin"]
+    assert all(e.properties[b"iothub-message-schema"] == b"twinChangeNotification"
+               and e.properties[b"deviceId"] == b"eh-twin" and e.properties[b"hubName"] == b"localhub"
+               for e in events)
+    reported, desired = (e.body_as_json() for e in events)
+    assert {k: v for k, v in reported["properties"]["reported"].items() if not k.startswith("$")} == {
+        "firmware": "1.2", "led": None}
+    assert reported["properties"]["reported"]["$version"] == 2
+    assert desired["tags"] == {"room": "lab"} and desired["properties"]["desired"]["rate"] == 5
+    assert desired["version"] > reported["version"]
+    assert events[0].system_properties[b"content-type"] == b"application/json"
+
+    # no route, no twin change events (IoT Hub's default)
+    device = _device(module_hub, "eh-twin-unrouted")
+    try:
+        device.patch_twin_reported_properties({"firmware": "1.2"})
+    finally:
+        device.shutdown()
+    assert twin_events(module_hub, "eh-twin-unrouted", 1, 3) == []

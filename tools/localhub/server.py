@@ -43,6 +43,7 @@ from .services.hub import Hub
 from .services.jobs import JobService
 from .services.methods import MethodService
 from .services.registry import Registry
+from .services.routes import Routes
 from .services.servicebound import ServiceBoundQueues
 from .services.sessions import SessionRegistry
 from .services.telemetry import TelemetryService
@@ -58,7 +59,7 @@ C2D_SWEEP_SECONDS = 2.0
 
 
 def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy],
-             clock: Callable[[], float] = time.time) -> Hub:
+             clock: Callable[[], float] = time.time, route_sources: frozenset[str] = frozenset()) -> Hub:
     """The services over one store, wired together: the composition root of a serving hub."""
     store = Store(db_path)
     sessions = SessionRegistry()
@@ -68,8 +69,10 @@ def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy
     twins = TwinService(store, registry, sessions, clock)
     methods = MethodService(sessions)
     jobs = JobService(JobStore(store.db), registry, twins, methods, clock)
+    telemetry = TelemetryService(store, clock)
+    Routes(route_sources, state.EVENTHUB_NAME, telemetry, twins)  # it listens to the twins
     return Hub(store, names, policies, clock, sessions, registry, c2d, twins, methods,
-               TelemetryService(store, clock), jobs, servicebound)
+               telemetry, jobs, servicebound)
 
 
 def open_consumer_groups(state_dir: Path) -> ConsumerGroups:
@@ -106,6 +109,7 @@ class ServeConfig:
     head_timeout: float = HEAD_TIMEOUT  # HTTPS: accept to a whole first request head
     body_timeout: float = BODY_TIMEOUT  # HTTPS: a whole request body
     amqp_port: int = 5671  # the Event Hub-compatible endpoint (endpoints/amqp.py)
+    route_sources: frozenset[str] = frozenset()  # routes.py: twinChangeEvents
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -151,7 +155,8 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     advertised, names = hub_names(config)
     cert, key = certs.ensure_server_cert(state_dir, names)
     ctx = server_ssl_context(cert, key)
-    hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies)
+    hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies,
+                   route_sources=config.route_sources)
     mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
     amqp = AmqpServer(hub, ctx)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,

@@ -26,7 +26,7 @@ from ..protocol import auth
 from ..protocol.errors import HubError
 from ..protocol.rights import Policy, format_rights
 from ..server import ServeConfig, hub_names, open_consumer_groups, open_offline_registry, serve
-from ..services import uploads
+from ..services import routes, uploads
 from ..services.registry import Registry
 from ..storage import blob, certs, state
 from ..support import logcap
@@ -129,12 +129,16 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @click.option("--body-timeout", default=BODY_TIMEOUT, show_default=True,
               type=click.FloatRange(min=0.1), help="Seconds an HTTPS client has to send a "
               "request body (408 after).")
+@click.option("--route", "route_sources", multiple=True, type=click.Choice(routes.SOURCES),
+              help="Also route this source's events to the Event Hub-compatible endpoint (as an "
+                   "IoT Hub route to 'events' does).")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_obj
 def serve_cmd(obj: Ctx, host: str, mqtt_port: int, amqp_port: int, https_port: int, hub_name: str | None,
               extra_names: tuple[str, ...], storage_connection_string: str | None,
               storage_container: str, upload_sas_ttl: int, max_unauthenticated: int,
-              head_timeout: float, body_timeout: float, verbose: bool) -> None:
+              head_timeout: float, body_timeout: float, route_sources: tuple[str, ...],
+              verbose: bool) -> None:
     """Run the hub until interrupted."""
     try:
         blob.check_container_name(storage_container)
@@ -149,7 +153,7 @@ def serve_cmd(obj: Ctx, host: str, mqtt_port: int, amqp_port: int, https_port: i
     logging.getLogger("localhub").setLevel(logging.INFO)
     serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
                       storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated,
-                      head_timeout, body_timeout, amqp_port))
+                      head_timeout, body_timeout, amqp_port, frozenset(route_sources)))
 
 
 @main.group()

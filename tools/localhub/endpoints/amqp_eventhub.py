@@ -48,7 +48,7 @@ def event_message(row: TelemetryRow) -> Message:
         symbol("x-opt-enqueued-time"): enqueued,
         symbol("iothub-connection-device-id"): row.device_id,
         symbol("iothub-enqueuedtime"): enqueued,
-        symbol("iothub-message-source"): "Telemetry",
+        symbol("iothub-message-source"): system.get("iothub-message-source") or "Telemetry",
     }
     if system.get("iothub-connection-module-id"):
         annotations[symbol("iothub-connection-module-id")] = system["iothub-connection-module-id"]

@@ -53,6 +53,23 @@ class TelemetryService:
                 app[key] = value
         if retain:
             app["x-opt-retain"] = "true"  # IoT Hub forwards a retained PUBLISH with this property
+        return self._add(device_id, body, app, system, now)
+
+    def record_event(self, device_id: str, module_id: str | None, source: str, body: bytes,
+                     properties: dict[str, str | None]) -> int:
+        """A message the hub itself routes to the built-in endpoint (routes.py), beside the
+        devices' telemetry: ``source`` is its ``iothub-message-source``."""
+        now = self.clock()
+        system: dict[str, str | None] = {"iothub-connection-device-id": device_id,
+                                         "iothub-enqueuedtime": iso_now(now),
+                                         "iothub-message-source": source,
+                                         "content-type": "application/json", "content-encoding": "utf-8"}
+        if module_id:
+            system["iothub-connection-module-id"] = module_id
+        return self._add(device_id, body, properties, system, now)
+
+    def _add(self, device_id: str, body: bytes, app: dict[str, str | None],
+             system: dict[str, str | None], now: float) -> int:
         seq = self.store.add_telemetry(device_id, body, app, system, now)
         self._new.set()
         self._new = asyncio.Event()

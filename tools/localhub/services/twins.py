@@ -56,6 +56,8 @@ class TwinService:
         self.registry = registry
         self.sessions = sessions
         self.clock = clock
+        # told of each change: (identity's row, the change as a twin notification's body, opType)
+        self.change_listeners: list[Callable[[DeviceRow | ModuleRow, dict[str, Any], str], None]] = []
 
     # --- views -----------------------------------------------------------------------------
     @staticmethod
@@ -141,7 +143,20 @@ class TwinService:
             notice = dict(new_desired if replace else patch)
             notice["$version"] = twin["desiredVersion"]
             self._notify_desired(identity, notice)
+        if tags_changed or desired_changed:
+            change: dict[str, Any] = {"version": twin["version"]}
+            if tags_changed:
+                change["tags"] = copy.deepcopy(new_tags)
+            if desired_changed:
+                change["properties"] = {"desired": {
+                    **copy.deepcopy(new_desired if replace else patch),
+                    "$metadata": {"$lastUpdated": twin["desiredUpdated"]}, "$version": twin["desiredVersion"]}}
+            self._changed(dev, change, "replaceTwin" if replace else "updateTwin")
         return self.service_json(dev)
+
+    def _changed(self, dev: DeviceRow | ModuleRow, change: dict[str, Any], op_type: str) -> None:
+        for listener in self.change_listeners:
+            listener(dev, change, op_type)
 
     def _notify_desired(self, identity: str, notice: dict[str, Any]) -> None:
         session = self.sessions.get(identity)
@@ -168,4 +183,7 @@ class TwinService:
         twin["version"] += 1
         twin["reportedUpdated"] = iso_now(self.clock())
         self.registry.save_identity(dev)
+        self._changed(dev, {"version": twin["version"], "properties": {"reported": {
+            **copy.deepcopy(patch), "$metadata": {"$lastUpdated": twin["reportedUpdated"]},
+            "$version": twin["reportedVersion"]}}}, "updateTwin")
         return int(twin["reportedVersion"])
