@@ -13,6 +13,16 @@ from tls_support import TestCertificates, TlsEchoServer, make_certificates
 # The official device SDK's e2e suite runs in a pytest of its own, against a hub of its own
 # (tests/upstream/test_upstream_e2e.py), never collected here.
 collect_ignore = ["upstream/azure-iot-sdk-python"]
+# Started first under xdist: each of these files is one test of about a minute, and one left for
+# last keeps a worker busy after the others have run out of work.
+_LONG_FIRST = ("tests/upstream/",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def long_first(item: pytest.Item) -> int:
+        return 0 if any(part in item.nodeid for part in _LONG_FIRST) else 1
+
+    items.sort(key=long_first)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from proton.handlers import MessagingHandler
 from proton.reactor import Container, Selector
 
 from ..protocol import auth
+from ..protocol.twin import iso_now
 from ..storage.state import parse_connection_string
 
 TOKEN_TTL = 3600
@@ -86,7 +87,7 @@ def event_json(message: Message, partition: str) -> dict[str, Any]:
         "deviceId": system.get(DEVICE_ID), "partition": partition,
         "offset": str(annotations.get("x-opt-offset", "")),
         "sequenceNumber": annotations.get("x-opt-sequence-number"),
-        "enqueuedTime": _iso(enqueued / 1000.0) if isinstance(enqueued, (int, float)) else None,
+        "enqueuedTime": iso_now(enqueued / 1000.0) if isinstance(enqueued, (int, float)) else None,
         "properties": {str(k): (None if v is None else str(v)) for k, v in (message.properties or {}).items()},
         "systemProperties": system,
     }
@@ -104,10 +105,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
 
 
 class _Reader(MessagingHandler):

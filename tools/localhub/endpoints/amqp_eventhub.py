@@ -17,7 +17,7 @@ from proton import Described, Message, symbol, timestamp
 
 from ..storage.state import EVENTHUB_NAME
 from ..storage.store import PARTITIONS, Store, TelemetryRow
-from .amqp_frames import AzureMessage
+from .amqp_frames import AzureMessage, as_text
 
 ENTITY = EVENTHUB_NAME
 SELECTOR = symbol("apache.org:selector-filter:string")
@@ -56,11 +56,6 @@ def event_message(row: TelemetryRow) -> Message:
     return msg
 
 
-def text(value: Any) -> str:
-    """A symbol, string or binary as text (clients encode the selector filter differently)."""
-    return bytes(value).decode("utf-8", "replace") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
-
-
 def start_offset(store: Store, partition: int, filters: Any) -> int:
     """The offset to deliver after, from a receiver's selector filter (none: the start)."""
     selector = ""
@@ -71,8 +66,8 @@ def start_offset(store: Store, partition: int, filters: Any) -> int:
             filter_set = filters.get_object()
     if isinstance(filter_set, dict):
         for value in filter_set.values():
-            if isinstance(value, Described) and text(value.descriptor) == SELECTOR:
-                selector = text(value.value)
+            if isinstance(value, Described) and as_text(value.descriptor) == SELECTOR:
+                selector = as_text(value.value)
     match = _POSITION.search(selector)
     if not match:
         return 0

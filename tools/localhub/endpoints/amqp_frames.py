@@ -113,3 +113,10 @@ class AzureMessage(Message):
                 out += encoded[:used]
             encoded = encoded[used:]
         return out
+
+
+def as_text(value: object) -> str:
+    """A symbol, string or binary as text (clients encode the same field differently)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)

@@ -21,7 +21,7 @@ from ..protocol.twin import iso_now
 from ..services import servicebound
 from ..services.c2d import C2DService
 from ..storage.queuestore import QueuedMessage
-from .amqp_frames import AzureMessage
+from .amqp_frames import AzureMessage, as_text
 
 DEVICEBOUND = "messages/devicebound"
 # service-bound sources, lower-cased; IoT Hub's docs name the file queue both ways
@@ -43,11 +43,7 @@ class C2DRefused(Exception):
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
+    return None if value is None else as_text(value)
 
 
 def send_c2d(c2d: C2DService, msg: Message, now: float) -> str:
