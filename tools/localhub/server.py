@@ -23,6 +23,7 @@ from aiohttp import web
 
 from . import __version__
 from .endpoints import mqtt_websocket, upload_routes
+from .endpoints.amqp import AUTH_TIMEOUT as AMQP_AUTH_TIMEOUT
 from .endpoints.amqp import AmqpServer
 from .endpoints.https_gate import (
     BODY_TIMEOUT,
@@ -110,6 +111,7 @@ class ServeConfig:
     body_timeout: float = BODY_TIMEOUT  # HTTPS: a whole request body
     amqp_port: int = 5671  # the Event Hub-compatible endpoint (endpoints/amqp.py)
     route_sources: frozenset[str] = frozenset()  # routes.py: twinChangeEvents
+    amqp_auth_timeout: float = AMQP_AUTH_TIMEOUT  # AMQP: accept to an accepted CBS token
 
 
 def hub_names(config: ServeConfig) -> tuple[str, list[str]]:
@@ -158,7 +160,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies,
                    route_sources=config.route_sources)
     mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
-    amqp = AmqpServer(hub, ctx)
+    amqp = AmqpServer(hub, ctx, config.max_unauthenticated, config.amqp_auth_timeout)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,
             "httpsPort": config.https_port, "version": __version__,
             "caPath": str(state_dir / certs.CA_CERT)}

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from ..client import eventhub_reader
 from ..client.hub_client import HubClient, HubNotRunning, HubRequestError
+from ..endpoints.amqp import AUTH_TIMEOUT as AMQP_AUTH_TIMEOUT
 from ..endpoints.https_gate import BODY_TIMEOUT, HEAD_TIMEOUT
 from ..endpoints.mqtt import MAX_UNAUTHENTICATED
 from ..protocol import auth
@@ -122,13 +123,17 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 @click.option("--max-unauthenticated", default=MAX_UNAUTHENTICATED, show_default=True,
               type=click.IntRange(min=1), help="Connections nobody has authenticated on yet "
               "that each listener holds at once (MQTT: before CONNECT; HTTPS: before a request "
-              "with a valid token); past that the longest waiting is closed for a newcomer.")
+              "with a valid token; AMQP: before a CBS token); past that the longest waiting is "
+              "closed for a newcomer.")
 @click.option("--head-timeout", default=HEAD_TIMEOUT, show_default=True,
               type=click.FloatRange(min=0.1), help="Seconds an HTTPS client has from connecting "
               "to a whole first request head.")
 @click.option("--body-timeout", default=BODY_TIMEOUT, show_default=True,
               type=click.FloatRange(min=0.1), help="Seconds an HTTPS client has to send a "
               "request body (408 after).")
+@click.option("--amqp-auth-timeout", default=AMQP_AUTH_TIMEOUT, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds an AMQP client has from connecting "
+              "to a CBS token the hub accepts.")
 @click.option("--route", "route_sources", multiple=True, type=click.Choice(routes.SOURCES),
               help="Also route this source's events to the Event Hub-compatible endpoint (as an "
                    "IoT Hub route to 'events' does).")
@@ -137,8 +142,8 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 def serve_cmd(obj: Ctx, host: str, mqtt_port: int, amqp_port: int, https_port: int, hub_name: str | None,
               extra_names: tuple[str, ...], storage_connection_string: str | None,
               storage_container: str, upload_sas_ttl: int, max_unauthenticated: int,
-              head_timeout: float, body_timeout: float, route_sources: tuple[str, ...],
-              verbose: bool) -> None:
+              head_timeout: float, body_timeout: float, amqp_auth_timeout: float,
+              route_sources: tuple[str, ...], verbose: bool) -> None:
     """Run the hub until interrupted."""
     try:
         blob.check_container_name(storage_container)
@@ -153,7 +158,8 @@ def serve_cmd(obj: Ctx, host: str, mqtt_port: int, amqp_port: int, https_port: i
     logging.getLogger("localhub").setLevel(logging.INFO)
     serve(ServeConfig(obj.state_dir, host, mqtt_port, https_port, hub_name, list(extra_names),
                       storage_connection_string, storage_container, upload_sas_ttl, max_unauthenticated,
-                      head_timeout, body_timeout, amqp_port, frozenset(route_sources)))
+                      head_timeout, body_timeout, amqp_port, frozenset(route_sources),
+                      amqp_auth_timeout))
 
 
 @main.group()

@@ -13,6 +13,10 @@ endpoint, where the service SDKs send C2D and read feedback and file notificatio
   the key's text, as Event Hubs do; an IoT Hub one (``{host}`` or ``https://{host}[/path]``) with
   the key's bytes, as IoT Hub does. Until one is accepted only ``$cbs`` links attach, and a link
   attaches only under an audience of its kind.
+- A connection has ``AUTH_TIMEOUT`` seconds to have a token accepted, and at most
+  ``max_unauthenticated`` wait at once (past that the longest waiting is closed for a newcomer),
+  as on the MQTT and HTTPS listeners. Idle timeouts are Proton's, each connection's timer set to
+  the deadline Proton gives: the hub advertises 240 s and sends heartbeats inside the client's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from typing import Any
 
 from proton import (Collector, Condition, Connection, Delivery, Endpoint, Link, Message,
@@ -31,14 +36,17 @@ from ..protocol.rights import Right
 from ..services.consumer_groups import ConsumerGroups
 from ..services.hub import Hub
 from ..storage.store import PARTITIONS
+from ..support.waiting_room import WaitingRoom
 from . import amqp_eventhub as eventhub
 from . import amqp_service as service
 from .amqp_frames import FullFrames
 from .amqp_sasl import SaslFront, SaslRefused
+from .mqtt import MAX_UNAUTHENTICATED
 
 log = logging.getLogger("localhub.amqp")
 
 CBS, MANAGEMENT = "$cbs", "$management"
+AUTH_TIMEOUT = 10.0
 EVENTHUB, IOTHUB = "eventhub", "iothub"  # the two kinds of audience
 BATCH = 100
 
@@ -72,9 +80,10 @@ class _QueueReader:
 class _Peer(MessagingHandler):
     """One AMQP connection's links: CBS, management, partition readers, C2D, service queues."""
 
-    def __init__(self, server: AmqpServer) -> None:
+    def __init__(self, server: AmqpServer, connection: AmqpConnection) -> None:
         super().__init__(prefetch=10, auto_accept=False)
         self.server = server
+        self.connection = connection
         self.hub = server.hub
         self.grants: dict[tuple[str, str], float] = {}  # (kind, audience path) -> token expiry
         self.repliers: dict[str, Any] = {}  # $cbs / $management -> the sender link answering
@@ -278,6 +287,7 @@ class _Peer(MessagingHandler):
             log.info("CBS token refused: %s", exc)
             return 401, f"Unauthorized: {exc}", None
         self.grants[(kind, path)] = float(parsed.expiry)
+        self.server.authenticated(self.connection)
         return 202, "Accepted", None
 
     def _management(self, props: dict[str, Any]) -> tuple[int, str, Any]:
@@ -293,7 +303,8 @@ class AmqpConnection(asyncio.Protocol):
 
     def __init__(self, server: AmqpServer) -> None:
         self.server = server
-        self.peer = _Peer(server)
+        self.opened = time.monotonic()
+        self.peer = _Peer(server, self)
         self.collector = Collector()
         self.connection = Connection()
         self.connection.collect(self.collector)
@@ -305,10 +316,39 @@ class AmqpConnection(asyncio.Protocol):
         self.engine.bind(self.connection)
         self.frames = FullFrames()
         self.socket: asyncio.Transport | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self._tick_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.socket = transport  # type: ignore[assignment]
         self.server.connections.add(self)
+        self.server.unauthenticated.admit(self)
+        loop = asyncio.get_running_loop()
+        self._auth_timer = loop.call_later(self.server.auth_timeout, self._auth_expired)
+        self._retick()
+
+    def abort(self) -> None:
+        if self.socket is not None:
+            self.socket.abort()
+
+    def _auth_expired(self) -> None:
+        if self in self.server.unauthenticated:
+            self.server.token_timed_out()
+            self.abort()
+
+    def _retick(self) -> None:
+        """Proton's timers (idle timeout, heartbeats): run what is due, wake at the next."""
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
+        now = time.monotonic()
+        deadline = self.engine.tick(now)
+        if deadline and self.socket is not None and not self.socket.is_closing():
+            self._tick_timer = asyncio.get_running_loop().call_later(max(0.0, deadline - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._tick_timer = None
+        self.process()  # dispatches what the tick did (an idle connection closing), sends, reticks
 
     def data_received(self, data: bytes) -> None:
         if not self.sasl.done:
@@ -340,6 +380,11 @@ class AmqpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.unauthenticated.leave(self)
+        for timer in (self._auth_timer, self._tick_timer):
+            if timer is not None:
+                timer.cancel()
+        self._tick_timer = None
         self.peer.release_all()
         self.engine.close_tail()
         self.engine.close_head()
@@ -356,6 +401,7 @@ class AmqpConnection(asyncio.Protocol):
                 self.socket.abort()
             return
         self.flush()
+        self._retick()
 
     def flush(self) -> None:
         pending = self.engine.pending()
@@ -376,10 +422,15 @@ class AmqpConnection(asyncio.Protocol):
 
 
 class AmqpServer:
-    def __init__(self, hub: Hub, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, hub: Hub, ssl_context: ssl.SSLContext,
+                 max_unauthenticated: int = MAX_UNAUTHENTICATED, auth_timeout: float = AUTH_TIMEOUT) -> None:
         self.hub = hub
         self.ssl_context = ssl_context
+        self.auth_timeout = auth_timeout
         self.connections: set[AmqpConnection] = set()
+        self.unauthenticated: WaitingRoom[AmqpConnection] = WaitingRoom(
+            max_unauthenticated, "AMQP connections", log, AmqpConnection.abort)
+        self.timed_out = 0
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -389,6 +440,15 @@ class AmqpServer:
                                                reuse_address=True)
         self.hub.telemetry.listeners.append(self.telemetry_arrived)
         self.hub.servicebound.listeners.append(self.queue_changed)
+
+    def authenticated(self, conn: AmqpConnection) -> None:
+        self.unauthenticated.leave(conn)
+
+    def token_timed_out(self) -> None:
+        self.timed_out += 1
+        if self.timed_out & (self.timed_out - 1) == 0:  # 1, 2, 4, ...: the log stays small
+            log.warning("%d AMQP connections closed for putting no token in %.0f s",
+                        self.timed_out, self.auth_timeout)
 
     def telemetry_arrived(self, partition: int) -> None:
         for conn in list(self.connections):

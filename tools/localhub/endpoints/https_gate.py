@@ -21,6 +21,8 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from ..support.waiting_room import WaitingRoom
+
 log = logging.getLogger("localhub.https")
 
 HEAD_TIMEOUT = 10.0  # seconds from accept to a first request head that reached a handler
@@ -39,14 +41,18 @@ class ConnectionGate:
         self.cap = cap
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
-        self.turned_away = 0
         self.timed_out = 0
-        self._unvouched: dict[Any, None] = {}  # transports, oldest first
+        self._unvouched: WaitingRoom[Any] = WaitingRoom(
+            cap, "HTTPS connections", log, self._turn_away)
         self._deadlines: dict[Any, asyncio.TimerHandle] = {}  # transport -> its first head's
 
     @property
     def unvouched(self) -> int:
         return len(self._unvouched)
+
+    @property
+    def turned_away(self) -> int:
+        return self._unvouched.turned_away
 
     def protocol_factory(self, inner: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
         """Wrap aiohttp's protocol factory (``AppRunner.server``) for ``loop.create_server``."""
@@ -61,19 +67,15 @@ class ConnectionGate:
     def vouch(self, transport: Any) -> None:
         """A request with a valid token came over ``transport``: it no longer counts."""
         self.head_received(transport)
-        self._unvouched.pop(transport, None)
+        self._unvouched.leave(transport)
+
+    def _turn_away(self, transport: Any) -> None:
+        self.head_received(transport)  # its deadline goes with it
+        transport.abort()
 
     def _admit(self, transport: asyncio.BaseTransport) -> None:
-        if len(self._unvouched) >= self.cap:
-            oldest = next(iter(self._unvouched))
-            self.vouch(oldest)  # forget it
-            self.turned_away += 1
-            if self.turned_away & (self.turned_away - 1) == 0:  # 1, 2, 4, 8...: the log stays small
-                log.warning("%d HTTPS connections turned away (the longest waiting for a "
-                            "request with a valid token closed for a newcomer)", self.turned_away)
-            oldest.abort()
         loop = asyncio.get_running_loop()
-        self._unvouched[transport] = None
+        self._unvouched.admit(transport)
         self._deadlines[transport] = loop.call_later(self.head_timeout, self._expire, transport)
 
     def _expire(self, transport: asyncio.BaseTransport) -> None:

@@ -46,6 +46,7 @@ from ..protocol.mqtt_codec import (
 from ..protocol.twin import TwinError, parse_json_object
 from ..services.hub import ConnectRefused, Hub
 from ..services.telemetry import MAX_MESSAGE
+from ..support.waiting_room import WaitingRoom
 
 log = logging.getLogger("localhub.mqtt")
 
@@ -359,8 +360,13 @@ class MqttServer:
         self.server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.max_unauthenticated = max_unauthenticated
-        self._unauthenticated: dict[MqttConnection, None] = {}  # oldest first
-        self.turned_away = 0
+        self._unauthenticated: WaitingRoom[MqttConnection] = WaitingRoom(
+            max_unauthenticated, "MQTT connections", log,
+            lambda conn: conn.close("turned away: too many connections yet to send CONNECT"))
+
+    @property
+    def turned_away(self) -> int:
+        return self._unauthenticated.turned_away
 
     async def start(self, host: str, port: int) -> None:
         self.server = await asyncio.start_server(
@@ -368,25 +374,15 @@ class MqttServer:
             reuse_address=True, limit=MAX_PACKET)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = MqttConnection(self.hub, reader, writer,
-                              lambda: self._unauthenticated.pop(conn, None))
-        if len(self._unauthenticated) >= self.max_unauthenticated:
-            oldest = next(iter(self._unauthenticated))
-            del self._unauthenticated[oldest]
-            self.turned_away += 1
-            if self.turned_away & (self.turned_away - 1) == 0:  # 1, 2, 4, 8...: the log stays small
-                log.warning("%d connections turned away (the longest waiting for CONNECT "
-                            "closed for a newcomer); %d wait now", self.turned_away,
-                            len(self._unauthenticated) + 1)
-            oldest.close("turned away: too many connections yet to send CONNECT")
-        self._unauthenticated[conn] = None
+        conn = MqttConnection(self.hub, reader, writer, lambda: self._unauthenticated.leave(conn))
+        self._unauthenticated.admit(conn)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
             await conn.run()
         finally:
-            self._unauthenticated.pop(conn, None)
+            self._unauthenticated.leave(conn)
             if task is not None:
                 self._tasks.discard(task)
 
