@@ -14,6 +14,7 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod
 
 from e2e_support import touch
+from service_clients import device_events, trust_hub_ca
 
 MAIN = r"""
 from e2e_dev import ev, network_up, make_client, serve, flag
@@ -85,8 +86,10 @@ ev("done")
 
 @pytest.fixture
 def registry(hub, monkeypatch: pytest.MonkeyPatch) -> IoTHubRegistryManager:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(hub.ca_path))
-    return IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
+    trust_hub_ca(monkeypatch, hub)  # msrest (REST) and uamqp (C2D over AMQP)
+    manager = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
+    yield manager
+    manager.amqp_svc_client.disconnect_sync()
 
 
 def test_telemetry_c2d_twin_and_methods(hub, make_board, registry) -> None:
@@ -101,24 +104,27 @@ def test_telemetry_c2d_twin_and_methods(hub, make_board, registry) -> None:
     ready = board.expect_json("ready", 10)
     assert ready["sent"] is True
 
-    # Telemetry: body, application properties and system properties intact at the hub.
-    (msg,) = hub.wait_telemetry(device, 1, 10)
-    assert msg["body"] == '{"t": 21.5}'
-    assert msg["properties"] == {"room": "a b&c=d", "alert": ""}
-    system = {k.lower(): v for k, v in msg["systemProperties"].items()}
-    assert system["message-id"] == "m-1"
-    assert system["correlation-id"] == "c-9"
-    assert system["content-type"] == "application/json"
-    assert system["content-encoding"] == "utf-8"
-    assert system["iothub-connection-device-id"] == device
+    # Telemetry: body, application properties and system properties intact, as a back end
+    # reads them from the Event Hub-compatible endpoint with the official consumer.
+    (event,) = device_events(hub, device, 1)
+    assert event.body_as_str() == '{"t": 21.5}'
+    assert event.properties == {b"room": b"a b&c=d", b"alert": b""}
+    system = event.system_properties
+    assert system[b"message-id"] == b"m-1"
+    assert system[b"correlation-id"] == b"c-9"
+    assert system[b"content-type"] == b"application/json"
+    assert system[b"content-encoding"] == b"utf-8"
+    assert system[b"iothub-connection-device-id"] == device.encode()
+    assert system[b"iothub-message-source"] == b"Telemetry"
 
     # Reported properties: acknowledged (204) and seen in the service's twin; None deleted.
     assert board.expect_json("reported", 10)["status"] == 204
     reported = hub.get_twin(device)["properties"]["reported"]
     assert reported["fw"] == "1.2.3" and reported["nested"] == {"a": 1}
 
-    # C2D with properties reaches the callback.
-    hub.send_c2d(device, "switch on", {"cmd": "relay", "level": "50%"}, message_id="c2d-1")
+    # C2D with properties reaches the callback, sent with the official service SDK (AMQP).
+    registry.send_c2d_message(device, "switch on", properties={"cmd": "relay", "level": "50%",
+                                                               "messageId": "c2d-1"})
     c2d = board.expect_json("c2d", 10)
     assert c2d["body"] == "switch on"
     assert c2d["props"]["cmd"] == "relay" and c2d["props"]["level"] == "50%"

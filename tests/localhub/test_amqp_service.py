@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import uamqp
-from amqp_service_client import FEEDBACK, FILE_NOTIFICATIONS, QueueReceiver, body_json, trust_hub_ca
+from service_clients import FEEDBACK, FILE_NOTIFICATIONS, QueueReceiver, body_json, trust_hub_ca
 from azure.iot.device import IoTHubDeviceClient
 from azure.iot.hub import IoTHubRegistryManager
 from azure.storage.blob import BlobClient
@@ -170,7 +170,7 @@ def test_a_finished_upload_is_notified_on_the_file_notification_queue(
 
 def test_a_malformed_c2d_message_is_rejected_with_its_reason(module_hub: HubProcess,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from amqp_service_client import service_auth
+    from service_clients import service_auth
 
     trust_hub_ca(monkeypatch, module_hub)
     module_hub.create_device("amqp-bad-to")

@@ -1,11 +1,16 @@
-"""The service side of IoT Hub's AMQP endpoint as the official SDKs reach it: uamqp, the AMQP
-client azure-iot-hub sends C2D with, here also reading the service-bound queues (feedback, file
-notifications) the way the SDKs' feedback and notification receivers do: CBS with the policy's
-SAS for the hub, a receiver on the queue, each message settled by hand."""
+"""A back end's clients of a local hub, as the official SDKs reach it over AMQP, for every tier:
+
+- uamqp, the AMQP client azure-iot-hub sends C2D with (``trust_hub_ca`` points it and msrest at
+  the hub's CA), here also reading the service-bound queues (feedback, file notifications) the
+  way the SDKs' feedback and notification receivers do: CBS with the policy's SAS for the hub, a
+  receiver on the queue, each message settled by hand;
+- azure-eventhub's EventHubConsumerClient reading a device's telemetry from the Event
+  Hub-compatible endpoint (``device_events``)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -13,6 +18,7 @@ import pytest
 import uamqp
 from localhub.protocol import auth
 from localhub.storage import state
+from localhub.storage.store import partition_of
 from localhub.testing import HubProcess
 
 FEEDBACK = "/messages/serviceBound/feedback"
@@ -72,3 +78,30 @@ class QueueReceiver:
 
 def body_json(message: uamqp.Message) -> Any:
     return json.loads(b"".join(message.get_data()))
+
+
+def device_events(hub: HubProcess, device_id: str, count: int, timeout: float = 20.0) -> list:
+    """The first ``count`` events ``device_id`` sent, as azure-eventhub's consumer reads them
+    from the start of the device's partition."""
+    from azure.eventhub import EventHubConsumerClient
+
+    client = EventHubConsumerClient.from_connection_string(
+        hub.eventhub_connection_string(), consumer_group="$Default",
+        connection_verify=str(hub.ca_path), retry_total=0)
+    got: list = []
+    done = threading.Event()
+
+    def on_event(context, event) -> None:
+        if event is not None and event.system_properties.get(b"iothub-connection-device-id") == device_id.encode():
+            got.append(event)
+            if len(got) >= count:
+                done.set()
+
+    worker = threading.Thread(target=client.receive, kwargs={
+        "on_event": on_event, "starting_position": "-1", "max_wait_time": 1,
+        "partition_id": str(partition_of(device_id))}, daemon=True)
+    worker.start()
+    done.wait(timeout)
+    client.close()
+    worker.join(10)
+    return got[:count]
