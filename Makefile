@@ -10,8 +10,9 @@ PORT ?=
 FIRMWARE ?=
 PYTEST_ARGS ?=
 # Test files run side by side (pytest-xdist), each file whole in one worker so that a module's hub
-# starts once. A run is mostly waiting on hubs, boards and sleeps: 3 workers keep 2 cores about
-# 70% busy and take 4 minutes where one took 10.
+# starts once, in the order tests/conftest.py gives (the minute-long files first; xdist's own
+# reorder, by test count, put them last). A run is mostly waiting on hubs, boards and sleeps:
+# 3 workers keep 2 cores about 70% busy.
 TEST_WORKERS ?= 3
 
 .PHONY: setup node test run bench mpy hub flash deploy clean
@@ -33,7 +34,7 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	touch $@
 
 test: setup node
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 run: setup node
 	$(PY) -m hostemu.demo --board $(BOARD)
