@@ -40,6 +40,7 @@ from .protocol.rights import Policy
 from .services import uploads
 from .services.c2d import C2DService
 from .services.consumer_groups import ConsumerGroups
+from .services.dps import DpsService
 from .services.hub import Hub
 from .services.jobs import JobService
 from .services.methods import MethodService
@@ -50,6 +51,7 @@ from .services.sessions import SessionRegistry
 from .services.telemetry import TelemetryService
 from .services.twins import TwinService
 from .storage import blob, certs, state
+from .storage.dpsstore import DpsStore
 from .storage.jobstore import JobStore
 from .storage.queuestore import QueueStore
 from .storage.store import Store
@@ -60,7 +62,8 @@ C2D_SWEEP_SECONDS = 2.0
 
 
 def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy],
-             clock: Callable[[], float] = time.time, route_sources: frozenset[str] = frozenset()) -> Hub:
+             clock: Callable[[], float] = time.time, route_sources: frozenset[str] = frozenset(),
+             advertised: str | None = None) -> Hub:
     """The services over one store, wired together: the composition root of a serving hub."""
     store = Store(db_path)
     sessions = SessionRegistry()
@@ -72,8 +75,10 @@ def open_hub(db_path: Path, names: frozenset[str], policies: Mapping[str, Policy
     jobs = JobService(JobStore(store.db), registry, twins, methods, clock)
     telemetry = TelemetryService(store, clock)
     Routes(route_sources, state.EVENTHUB_NAME, telemetry, twins)  # it listens to the twins
+    # DPS allocates to this hub, by the name devices reach it at
+    dps = DpsService(DpsStore(store.db), registry, advertised or sorted(names)[0], clock)
     return Hub(store, names, policies, clock, sessions, registry, c2d, twins, methods,
-               telemetry, jobs, servicebound)
+               telemetry, jobs, servicebound, dps)
 
 
 def open_consumer_groups(state_dir: Path) -> ConsumerGroups:
@@ -81,6 +86,14 @@ def open_consumer_groups(state_dir: Path) -> ConsumerGroups:
     at the next receiver that attaches."""
     state_dir.mkdir(parents=True, exist_ok=True)
     return ConsumerGroups(Store(state_dir / state.DB_FILE))
+
+
+def open_dps(state_dir: Path) -> DpsService:
+    """The provisioning service's enrollments of a state folder, for the CLI (a serving hub
+    reads them at each registration); it allocates nothing."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(state_dir / state.DB_FILE)
+    return DpsService(DpsStore(store.db), None, "", time.time)
 
 
 def open_offline_registry(state_dir: Path) -> Registry:
@@ -158,7 +171,7 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
     cert, key = certs.ensure_server_cert(state_dir, names)
     ctx = server_ssl_context(cert, key)
     hub = open_hub(state_dir / state.DB_FILE, frozenset(names), policies,
-                   route_sources=config.route_sources)
+                   route_sources=config.route_sources, advertised=advertised)
     mqtt = MqttServer(hub, ctx, config.max_unauthenticated)
     amqp = AmqpServer(hub, ctx, config.max_unauthenticated, config.amqp_auth_timeout)
     info = {"hostName": advertised, "names": names, "mqttPort": config.mqtt_port,

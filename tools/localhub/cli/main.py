@@ -31,6 +31,7 @@ from ..services import routes, uploads
 from ..services.registry import Registry
 from ..storage import blob, certs, state
 from ..support import logcap
+from . import dps as dps_cli
 from . import jobs as job_cli
 from . import modules as module_cli
 from . import uploads as upload_cli
@@ -443,6 +444,7 @@ def c2d_send(obj: Ctx, device_id: str, body: str, props: tuple[str, ...], messag
     console.print(f"queued {mid}")
 
 
+main.add_command(dps_cli.dps)  # `localhub dps id-scope | enrollment | enrollment-group | registrations`
 main.add_command(module_cli.module)  # `localhub module create | list | delete | connection-string`
 main.add_command(upload_cli.upload)  # `localhub upload notifications | storage`
 main.add_command(job_cli.job)  # `localhub job create | show | list | cancel`

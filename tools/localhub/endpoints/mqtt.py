@@ -47,6 +47,7 @@ from ..protocol.twin import TwinError, parse_json_object
 from ..services.hub import ConnectRefused, Hub
 from ..services.telemetry import MAX_MESSAGE
 from ..support.waiting_room import WaitingRoom
+from .mqtt_dps import DpsLink, is_dps_connect
 
 log = logging.getLogger("localhub.mqtt")
 
@@ -209,6 +210,9 @@ class MqttConnection:
             return
         if not isinstance(first, Connect):
             self.close("first packet was not CONNECT")
+            return
+        if self.hub.dps is not None and is_dps_connect(first, self.hub.names):
+            await DpsLink(self, self.hub.dps).serve(first)
             return
         try:
             who = self.hub.authenticate(first)

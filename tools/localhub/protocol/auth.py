@@ -196,3 +196,31 @@ def verify_service_token(token_text: str, policies: Mapping[str, Policy], names:
     if not rights.scope_covers(path, resource_path):
         raise AuthError("SAS resource does not cover this request")
     return token
+
+
+def derive_device_key(group_key_b64: str, registration_id: str) -> str:
+    """The key a device of a symmetric-key enrollment group signs with: HMAC-SHA256 of its
+    registration id under the group key (what DPS documents and the devices compute)."""
+    try:
+        group_key = base64.b64decode(group_key_b64, validate=True)
+    except ValueError as exc:
+        raise AuthError("the group key is not base64") from exc
+    digest = hmac.new(group_key, registration_id.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_registration_token(token_text: str, id_scope: str, registration_id: str,
+                              keys: list[str], now: float) -> SasToken:
+    """Check a DPS registration token: ``sr`` is ``{idScope}/registrations/{registrationId}``,
+    signed by one of ``keys``; ``skn`` is ``registration`` or absent (the Python SDK sends none).
+    Raises AuthError."""
+    token = parse_sas(token_text)
+    if token.resource.lower() != f"{id_scope}/registrations/{registration_id}".lower():
+        raise AuthError("SAS resource does not name this registration in this ID scope")
+    if token.key_name not in (None, "", "registration"):
+        raise AuthError("a registration token's skn is 'registration'")
+    if token.expiry <= now:
+        raise AuthError("SAS token expired")
+    if not _check_signature(token, keys):
+        raise AuthError("SAS signature does not match the enrollment's key")
+    return token

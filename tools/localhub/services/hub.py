@@ -21,6 +21,7 @@ from ..protocol.mqtt_codec import (
 from ..protocol.rights import Policy
 from ..storage.store import Store, module_identity
 from .c2d import C2DService
+from .dps import DpsService
 from .jobs import JobService
 from .methods import MethodService
 from .registry import Registry
@@ -63,7 +64,7 @@ class Hub:
                  clock: Callable[[], float], sessions: SessionRegistry, registry: Registry,
                  c2d: C2DService, twins: TwinService, methods: MethodService,
                  telemetry: TelemetryService, jobs: JobService,
-                 servicebound: ServiceBoundQueues) -> None:
+                 servicebound: ServiceBoundQueues, dps: DpsService | None = None) -> None:
         self.store = store
         self.names = frozenset(n.lower() for n in names)
         self.policies = policies
@@ -76,6 +77,7 @@ class Hub:
         self.telemetry = telemetry
         self.jobs = jobs  # started by server.py once the listeners are up
         self.servicebound = servicebound  # C2D feedback and file upload notifications
+        self.dps = dps  # the provisioning service beside the hub (mqtt_dps.py serves it)
 
     # --- device authentication -------------------------------------------------------------
     def authenticate(self, connect: Connect) -> Authenticated:
