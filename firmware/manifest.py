@@ -9,5 +9,6 @@
 # with frozen code a failed update keeps the new app until the next deploy.
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (ssl, ntptime, ...)
 include("../lib/manifest_upload.py")  # lib/iothub, file upload included
+include("../lib/manifest_provision.py")  # and DPS registration
 module("fwguard.py")
 package("app")

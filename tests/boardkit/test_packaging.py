@@ -8,7 +8,8 @@ from pathlib import Path
 from boardkit.profiles import REPO_ROOT
 
 LIB = REPO_ROOT / "lib"
-PARTS = {"core": ("package.json", "manifest.py"), "upload": ("upload.json", "manifest_upload.py")}
+PARTS = {"core": ("package.json", "manifest.py"), "upload": ("upload.json", "manifest_upload.py"),
+         "provision": ("provision.json", "manifest_provision.py")}
 
 
 def mip_files(name: str) -> list[str]:
@@ -36,20 +37,21 @@ def test_every_module_is_in_exactly_one_part_in_both_formats():
     modules = sorted(p.relative_to(LIB).as_posix() for p in (LIB / "iothub").glob("*.py"))
     mip = {part: mip_files(files[0]) for part, files in PARTS.items()}
     frozen = {part: manifest_files(files[1]) for part, files in PARTS.items()}
-    assert sorted(mip["core"] + mip["upload"]) == modules
+    assert sorted(sum(mip.values(), [])) == modules
     assert {part: sorted(f) for part, f in frozen.items()} == {part: sorted(f) for part, f in mip.items()}
     for listed in mip.values():
         for path in listed:
             assert (LIB / path).is_file()
 
 
-def test_the_upload_manifest_includes_the_core():
-    assert 'include("manifest.py")' in (LIB / "manifest_upload.py").read_text()
+def test_the_optional_manifests_include_the_core():
+    for name in ("manifest_upload.py", "manifest_provision.py"):
+        assert 'include("manifest.py")' in (LIB / name).read_text()
 
 
 def test_core_modules_do_not_import_the_optional_part_at_load_time():
     core = {Path(p).stem for p in mip_files("package.json")}
-    optional = {Path(p).stem for p in mip_files("upload.json")}
+    optional = {Path(p).stem for name in ("upload.json", "provision.json") for p in mip_files(name)}
     for name in core:
         tree = ast.parse((LIB / "iothub" / f"{name}.py").read_text())
         for node in tree.body:  # top level only: imports inside functions are lazy
