@@ -4,7 +4,11 @@ state files by app.store.
 config.json::
 
     {"wifi": {"ssid": "...", "password": "..."},          required
-     "connection_string": "HostName=...;DeviceId=...;SharedAccessKey=...",   required
+     "connection_string": "HostName=...;DeviceId=...;SharedAccessKey=...",   this, or "dps"
+     "dps": {"id_scope": "0ne...", "registration_id": "...",   provisioned at first boot (IoT
+             "symmetric_key": "..." or "group_key": "...",     Central); the assignment is kept
+             "host": "global.azure-devices-provisioning.net", in dps.json
+             "model_id": "dtmi:..."},
      "ca_file": "ca.der",                                  DER root(s) the hub's chain ends in
      "telemetry_interval": 10,                             seconds, 1..86400
      "mqtt_port": 8883,
@@ -14,7 +18,8 @@ config.json::
      "watchdog_ms": 60000}                                 0: no watchdog
 
 ``load()`` returns ``(config, None)`` or ``(None, reason)``; the reason names the field, never
-the key. Identity is ``connection_string`` + ``ca_file`` (+ the CA file itself); ``factoryReset``
+the key. Identity is ``connection_string`` (or ``dps``) + ``ca_file`` (+ the CA file itself, which
+must also be the root of DPS's chain, as it is in Azure); ``factoryReset``
 keeps those and ``wifi`` (without it the board could never reach the hub again) and nothing else.
 
 Run at boot and for a factory reset only: the app imports it with ``iothub.transient``, so in
@@ -27,7 +32,7 @@ import os
 from app.store import read_json, write_json
 
 CONFIG = "config.json"
-IDENTITY = ("wifi", "connection_string", "ca_file")
+IDENTITY = ("wifi", "connection_string", "dps", "ca_file")
 
 # (name, default, low, high) for the numeric settings.
 _NUMBERS = (
@@ -63,14 +68,21 @@ def load():
     if not isinstance(wifi.get("password", ""), str):
         return None, "config.json: wifi.password must be text"
     cs = cfg.get("connection_string")
-    if not isinstance(cs, str) or not cs:
-        return None, "config.json: connection_string is missing"
-    try:
-        from iothub import transient
+    if "dps" in cfg:
+        if cs is not None:
+            return None, "config.json: give connection_string or dps, not both"
+        problem = _dps_problem(cfg["dps"])
+        if problem:
+            return None, "config.json: dps." + problem
+    elif not isinstance(cs, str) or not cs:
+        return None, "config.json: connection_string (or dps) is missing"
+    else:
+        try:
+            from iothub import transient
 
-        transient("iothub.connstr").parse(cs)
-    except Exception as e:  # the parser's errors name the field, never the key
-        return None, "config.json: connection_string: " + str(e)
+            transient("iothub.connstr").parse(cs)
+        except Exception as e:  # the parser's errors name the field, never the key
+            return None, "config.json: connection_string: " + str(e)
     ca_file = cfg.get("ca_file", "ca.der")
     if not isinstance(ca_file, str):
         return None, "config.json: ca_file must be a file name"
@@ -85,6 +97,30 @@ def load():
             return None, "config.json: %s must be a whole number in %d..%d" % (name, low, high)
         cfg[name] = value
     return cfg, None
+
+
+def _dps_problem(dps):
+    if not isinstance(dps, dict):
+        return "must be an object"
+    for name in ("id_scope", "registration_id"):
+        if not isinstance(dps.get(name), str) or not dps.get(name):
+            return name + " is missing"
+    keys = [name for name in ("symmetric_key", "group_key") if name in dps]
+    if len(keys) != 1:
+        return "needs symmetric_key or group_key (one of them)"
+    try:  # a round trip: CPython's decoder skips what is not base64, MicroPython's may not
+        import binascii
+
+        key = dps[keys[0]]
+        ok = binascii.b2a_base64(binascii.a2b_base64(key))[:-1] == key.encode()
+    except Exception:
+        ok = False
+    if not ok:
+        return keys[0] + " is not base64"
+    for name in ("host", "model_id"):
+        if not isinstance(dps.get(name, "x"), str):
+            return name + " must be text"
+    return None
 
 
 def read_ca(cfg):

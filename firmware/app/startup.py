@@ -62,6 +62,30 @@ def sync_clock(led, feed=None):
             wait = min(wait * 2, 30000)
 
 
+def provisioned(cfg, config, led):
+    """A config with ``dps`` instead of a connection string: the hub connection string DPS
+    assigns (dps.json keeps it: a reboot asks DPS nothing). Until DPS answers: blink, wait, ask
+    again; a refusal too (the enrollment may be made later)."""
+    from iothub import transient
+
+    provision = transient("iothub.provision")
+    dps = cfg["dps"]
+    key = dps.get("symmetric_key") or provision.derive_key(dps["group_key"], dps["registration_id"])
+    while True:
+        try:
+            result = provision.cached("dps.json", dps["id_scope"], dps["registration_id"], key,
+                                      config.read_ca(cfg), host=dps.get("host", provision.GLOBAL_ENDPOINT),
+                                      model_id=dps.get("model_id"))
+            emit("provisioned", {"hub": result["hub"], "deviceId": result["device_id"],
+                                 "cached": bool(result.get("cached"))})
+            return provision.connection_string(result, key)
+        except Exception as e:  # network, refusal, a broken answer: try again later
+            emit("dps_error", {"error": repr(e)[:120]})
+            print("dps:", repr(e))
+            led.blink(ledmod.HUB)
+            time.sleep_ms(RETRY_MS)
+
+
 def _firmware_name():
     try:
         import os
@@ -102,6 +126,8 @@ def setup(app, reserved=None):
     app.boot = state.get("boots", 0) + 1
     app.wlan = wait_for_wifi(cfg, app.led)
     sync_clock(app.led)
+    if "dps" in cfg:  # before the watchdog: a DPS that keeps the board waiting must not reset it
+        cfg["connection_string"] = provisioned(cfg, config, app.led)
     app.boot_time = iso_now()
     app.firmware = _firmware_name()
     app.cause = reset_cause_name()

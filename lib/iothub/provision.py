@@ -140,13 +140,15 @@ def register(id_scope, registration_id, key, ca, host=GLOBAL_ENDPOINT, port=8883
 
 def cached(path, id_scope, registration_id, key, ca, force=False, **kw):
     """``register``, unless ``path`` (a JSON file on flash) holds an assignment for this ID scope
-    and registration id: a reboot connects to the hub it was given without asking DPS again.
+    and registration id (then ``result["cached"]`` is True): a reboot connects to the hub it was
+    given without asking DPS again.
     ``force``: register again (the hub refused the cached assignment, say)."""
     if not force:
         try:
             with open(path) as f:
                 saved = json.load(f)
             if saved.get("scope") == id_scope and saved.get("registration_id") == registration_id:
+                saved["cached"] = True  # said, not stored
                 return saved
         except (OSError, ValueError):
             pass

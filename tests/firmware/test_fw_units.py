@@ -18,6 +18,8 @@ from app.offline_queue import FlashQueue  # noqa: E402
 GOOD = {"wifi": {"ssid": "net", "password": "pw"},
         "connection_string": "HostName=h.example;DeviceId=d;SharedAccessKey=c2VjcmV0c2VjcmV0",
         "ca_file": "ca.der"}
+WITHOUT_CS = {k: v for k, v in GOOD.items() if k != "connection_string"}
+DPS = {"id_scope": "0ne00AB12CD", "registration_id": "node-7", "symmetric_key": "c2VjcmV0c2VjcmV0"}
 
 
 @pytest.fixture
@@ -31,13 +33,19 @@ def board_dir(tmp_path, monkeypatch):
     (None, "config.json is missing"),
     ("{not json", "config.json is not valid JSON"),
     ("[1]", "config.json must be a JSON object"),
-    ('{"wifi": {"ssid": "x"}}', "config.json: connection_string is missing"),
+    ('{"wifi": {"ssid": "x"}}', "config.json: connection_string (or dps) is missing"),
     ('{"connection_string": "x"}', "config.json: wifi.ssid is missing"),
     (json.dumps(dict(GOOD, connection_string="HostName=h;DeviceId=d")),
      "config.json: connection_string: "),
     (json.dumps(dict(GOOD, ca_file="other.pem")), "config.json: ca_file other.pem is missing"),
     (json.dumps(dict(GOOD, telemetry_interval=0)), "config.json: telemetry_interval must be a whole number in 1..86400"),
     (json.dumps(dict(GOOD, queue_slots="8")), "config.json: queue_slots must be a whole number"),
+    (json.dumps(dict(GOOD, dps=DPS)), "config.json: give connection_string or dps, not both"),
+    (json.dumps(dict(WITHOUT_CS, dps="0ne1")), "config.json: dps.must be an object"),
+    (json.dumps(dict(WITHOUT_CS, dps={**DPS, "id_scope": ""})), "config.json: dps.id_scope is missing"),
+    (json.dumps(dict(WITHOUT_CS, dps={**DPS, "group_key": "c2VjcmV0"})),
+     "config.json: dps.needs symmetric_key or group_key (one of them)"),
+    (json.dumps(dict(WITHOUT_CS, dps={**DPS, "symmetric_key": "c2Vj%%%"})), "config.json: dps.symmetric_key is not base64"),
 ])
 def test_config_problems_are_named_without_the_key(board_dir, content, reason):
     if content is not None:
@@ -45,6 +53,14 @@ def test_config_problems_are_named_without_the_key(board_dir, content, reason):
     cfg, problem = config.load()
     assert cfg is None and problem.startswith(reason)
     assert "c2VjcmV0" not in problem
+
+
+def test_a_dps_config_loads_and_a_factory_reset_keeps_it(board_dir):
+    (board_dir / "config.json").write_text(json.dumps(dict(WITHOUT_CS, dps=DPS, report_interval=60)))
+    cfg, problem = config.load()
+    assert problem is None and cfg["dps"] == DPS and "connection_string" not in cfg
+    config.factory_reset()
+    assert json.loads((board_dir / "config.json").read_text()) == dict(WITHOUT_CS, dps=DPS)
 
 
 def test_config_defaults_and_factory_reset_keep_identity_only(board_dir):
