@@ -41,7 +41,8 @@ def test_sas_renewal_keeps_every_message(hub, make_board) -> None:
     device = "e2e-renew"
     board = make_board(device, RENEW_MAIN)
     first = board.expect_json("connected", 30)
-    assert first["expiry"] - first["now"] == 15
+    # a 15 s token; "now" is read once connect() returned, which under load can take a second
+    assert 13 <= first["expiry"] - first["now"] <= 15
     sent = board.expect_json("sent", 40)
     assert board.wait(15) == 0
     renewals = board.events("renewed")

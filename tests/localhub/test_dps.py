@@ -144,3 +144,20 @@ def test_malformed_requests_get_an_error_answer_and_the_link_stays(module_hub: H
         assert topic.startswith("$dps/registrations/res/202/?$rid=5&retry-after=") and body["status"] == "assigning"
     finally:
         raw.close()
+
+
+def test_the_cli_lists_and_deletes_enrollments(module_hub: HubProcess) -> None:
+    _cli(module_hub, "enrollment", "create", "cli-listed")
+    _cli(module_hub, "enrollment-group", "create", "cli-group")
+    assert "cli-listed" in [e["registrationId"] for e in json.loads(_cli(module_hub, "enrollment", "list"))]
+    assert "cli-group" in [e["enrollmentGroupId"] for e in json.loads(_cli(module_hub, "enrollment-group", "list"))]
+    _cli(module_hub, "enrollment", "delete", "cli-listed")
+    _cli(module_hub, "enrollment-group", "delete", "cli-group")
+    again = subprocess.run([sys.executable, "-m", "localhub", "--state", str(module_hub.state_dir), "dps",
+                            "enrollment", "delete", "cli-listed"], capture_output=True, text=True, timeout=30,
+                           env={"PYTHONPATH": str(TOOLS), "PATH": ""})
+    assert again.returncode == 1 and "no enrollment 'cli-listed'" in again.stderr
+    bad = subprocess.run([sys.executable, "-m", "localhub", "--state", str(module_hub.state_dir), "dps",
+                          "enrollment", "create", "Not Valid"], capture_output=True, text=True, timeout=30,
+                         env={"PYTHONPATH": str(TOOLS), "PATH": ""})
+    assert bad.returncode == 1 and "lowercase" in bad.stderr

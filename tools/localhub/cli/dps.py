@@ -65,12 +65,16 @@ def enrollment_list(obj: Any) -> None:
     print_json([_json(e) for e in open_dps(obj.state_dir).store.enrollments() if not e.group])
 
 
+def _delete(obj: Any, name: str, group: bool) -> None:
+    if not open_dps(obj.state_dir).store.delete_enrollment(name, group):
+        raise click.ClickException(f"no {'enrollment group' if group else 'enrollment'} {name!r}")
+
+
 @enrollment.command("delete")
 @click.argument("registration_id")
 @click.pass_obj
 def enrollment_delete(obj: Any, registration_id: str) -> None:
-    if not open_dps(obj.state_dir).store.delete_enrollment(registration_id, False):
-        raise click.ClickException(f"no enrollment {registration_id!r}")
+    _delete(obj, registration_id, False)
 
 
 @dps.group("enrollment-group")
@@ -96,8 +100,7 @@ def group_list(obj: Any) -> None:
 @click.argument("group_id")
 @click.pass_obj
 def group_delete(obj: Any, group_id: str) -> None:
-    if not open_dps(obj.state_dir).store.delete_enrollment(group_id, True):
-        raise click.ClickException(f"no enrollment group {group_id!r}")
+    _delete(obj, group_id, True)
 
 
 @enrollment_group.command("device-key")

@@ -175,10 +175,14 @@ def verify_device_token(token_text: str, device_id: str, keys: list[str],
         return token
     if path.lower() != device_path.lower():
         raise AuthError("SAS resource does not name this device on this hub")
+    return _fresh_and_signed(token, keys, now, "the device key")
+
+
+def _fresh_and_signed(token: SasToken, keys: list[str], now: float, whose: str) -> SasToken:
     if token.expiry <= now:
         raise AuthError("SAS token expired")
     if not _check_signature(token, keys):
-        raise AuthError("SAS signature does not match the device key")
+        raise AuthError(f"SAS signature does not match {whose}")
     return token
 
 
@@ -219,8 +223,4 @@ def verify_registration_token(token_text: str, id_scope: str, registration_id: s
         raise AuthError("SAS resource does not name this registration in this ID scope")
     if token.key_name not in (None, "", "registration"):
         raise AuthError("a registration token's skn is 'registration'")
-    if token.expiry <= now:
-        raise AuthError("SAS token expired")
-    if not _check_signature(token, keys):
-        raise AuthError("SAS signature does not match the enrollment's key")
-    return token
+    return _fresh_and_signed(token, keys, now, "the enrollment's key")
