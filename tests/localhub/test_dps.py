@@ -161,3 +161,44 @@ def test_the_cli_lists_and_deletes_enrollments(module_hub: HubProcess) -> None:
                           "enrollment", "create", "Not Valid"], capture_output=True, text=True, timeout=30,
                          env={"PYTHONPATH": str(TOOLS), "PATH": ""})
     assert bad.returncode == 1 and "lowercase" in bad.stderr
+
+
+def test_registration_over_https_as_dps_device_api_gives_it(module_hub: HubProcess) -> None:
+    """DPS's HTTPS device API: PUT register, then GET the operation until assigned; refusals
+    in DPS's JSON."""
+    import http.client
+    import ssl
+    import time
+
+    hub = module_hub
+    scope = _cli(hub, "id-scope")
+    key = json.loads(_cli(hub, "enrollment", "create", "https-node"))["attestation"]["symmetricKey"]["primaryKey"]
+    token = auth.generate_sas(f"{scope}/registrations/https-node", key, int(time.time()) + 600, "registration")
+    ctx = ssl.create_default_context(cafile=str(hub.ca_path))
+
+    def call(method: str, path: str, body: dict | None = None, authorization: str = token):
+        conn = http.client.HTTPSConnection(hub.host, hub.https_port, context=ctx, timeout=10)
+        try:
+            conn.request(method, path + "?api-version=2019-03-31", json.dumps(body) if body else None,
+                         {"Authorization": authorization, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, response.getheader("Retry-After"), json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+
+    base = f"/{scope}/registrations/https-node"
+    status, retry, body = call("PUT", base + "/register", {"registrationId": "https-node"})
+    assert (status, body["status"]) == (202, "assigning") and int(retry) >= 1
+    deadline = time.monotonic() + 15
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(int(retry or 1))
+        status, retry, answer = call("GET", f"{base}/operations/{body['operationId']}")
+    assert status == 200 and answer["status"] == "assigned"
+    assert answer["registrationState"]["assignedHub"] == hub.host
+    assert answer["registrationState"]["deviceId"] == "https-node"
+
+    wrong = auth.generate_sas(f"{scope}/registrations/https-node", auth.new_key(), int(time.time()) + 600, "registration")
+    status, _, refused = call("PUT", base + "/register", {"registrationId": "https-node"}, wrong)
+    assert status == 401 and refused["errorCode"] == 401002 and "trackingId" in refused
+    status, _, unknown = call("GET", f"{base}/operations/no-such-operation")
+    assert status == 404

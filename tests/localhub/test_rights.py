@@ -16,7 +16,7 @@ from azure.iot.device import IoTHubDeviceClient, Message
 from azure.iot.device.exceptions import CredentialError
 from azure.iot.hub import IoTHubRegistryManager
 from localhub.client.hub_client import HubRequestError
-from localhub.endpoints import job_routes, mqtt_websocket, rest, upload_routes
+from localhub.endpoints import dps_routes, job_routes, mqtt_websocket, rest, upload_routes
 from localhub.endpoints.routing import ACCESS_KEY
 from localhub.protocol import auth, rights
 from localhub.protocol.mqtt_codec import CONNACK_NOT_AUTHORIZED
@@ -73,7 +73,10 @@ PUBLIC_ROUTES = {("GET", "/localhub/info"), ("GET", "/localhub/ca.pem")}
 # The device endpoints: a device token (or a DeviceConnect policy) in the request, or, for MQTT
 # over WebSockets, in the CONNECT the socket then carries.
 DEVICE_ROUTES = {("POST", "/devices/{id}/files"), ("POST", "/devices/{id}/files/notifications"),
-                 ("POST", "/devices/{id}/files/notifications/{cid}"), ("GET", "/$iothub/websocket")}
+                 ("POST", "/devices/{id}/files/notifications/{cid}"), ("GET", "/$iothub/websocket"),
+                 # DPS: the registration's own SAS
+                 ("PUT", "/{scope}/registrations/{rid}/register"),
+                 ("GET", "/{scope}/registrations/{rid}/operations/{operation}")}
 
 
 def _token(hub: HubProcess, policy: str, resource: str = "", ttl: int = 600) -> str:
@@ -101,6 +104,7 @@ def test_the_table_names_every_route_the_hub_serves(tmp_path) -> None:
     finally:
         hub.close()
     served |= {(m, p) for m, p, _, _ in upload_routes.ROUTES} | {("GET", mqtt_websocket.PATH)}
+    served |= {(m, p.replace("{scope:0ne[0-9A-Fa-f]+}", "{scope}")) for m, p, _, _ in dps_routes.ROUTES}
     table = {(m, route) for m, route, _, _, _ in ROUTE_TABLE}
     assert served == table | PUBLIC_ROUTES | DEVICE_ROUTES
     assert {(m, p) for m, p, _, _ in job_routes.ROUTES} <= table

@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 from aiohttp import web
 
 from . import __version__
-from .endpoints import mqtt_websocket, upload_routes
+from .endpoints import dps_routes, mqtt_websocket, upload_routes
 from .endpoints.amqp import AUTH_TIMEOUT as AMQP_AUTH_TIMEOUT
 from .endpoints.amqp import AmqpServer
 from .endpoints.https_gate import (
@@ -187,6 +187,8 @@ async def _serve(config: ServeConfig, stop: asyncio.Event) -> None:
         on_uploaded=lambda note: hub.servicebound.file_uploaded(note.iot_hub_json()))
     upload_routes.setup(app, upload_service)
     mqtt_websocket.setup(app)
+    if hub.dps is not None:
+        dps_routes.setup(app, hub.dps)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=KEEPALIVE_TIMEOUT, lingering_time=LINGERING_TIME)
     await runner.setup()
