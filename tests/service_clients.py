@@ -80,28 +80,47 @@ def body_json(message: uamqp.Message) -> Any:
     return json.loads(b"".join(message.get_data()))
 
 
-def device_events(hub: HubProcess, device_id: str, count: int, timeout: float = 20.0) -> list:
-    """The first ``count`` events ``device_id`` sent, as azure-eventhub's consumer reads them
-    from the start of the device's partition."""
-    from azure.eventhub import EventHubConsumerClient
-
-    client = EventHubConsumerClient.from_connection_string(
-        hub.eventhub_connection_string(), consumer_group="$Default",
-        connection_verify=str(hub.ca_path), retry_total=0)
+def receive_events(client: Any, count: int, wanted, starting_position="-1", timeout: float = 20.0,
+                   started: threading.Event | None = None, inclusive: bool = False,
+                   partition_id: str | None = None) -> list:
+    """(partition, event) for events ``wanted`` accepts, read with azure-eventhub's consumer
+    ``client`` until ``count`` came or ``timeout``; the client is closed after."""
     got: list = []
     done = threading.Event()
 
     def on_event(context, event) -> None:
-        if event is not None and event.system_properties.get(b"iothub-connection-device-id") == device_id.encode():
-            got.append(event)
+        if event is not None and wanted(event):
+            got.append((context.partition_id, event))
             if len(got) >= count:
                 done.set()
 
+    def on_partition_initialize(context) -> None:
+        if started is not None:
+            started.set()
+
     worker = threading.Thread(target=client.receive, kwargs={
-        "on_event": on_event, "starting_position": "-1", "max_wait_time": 1,
-        "partition_id": str(partition_of(device_id))}, daemon=True)
+        "on_event": on_event, "starting_position": starting_position, "max_wait_time": 1,
+        "starting_position_inclusive": inclusive, "partition_id": partition_id,
+        "on_partition_initialize": on_partition_initialize}, daemon=True)
     worker.start()
     done.wait(timeout)
     client.close()
     worker.join(10)
-    return got[:count]
+    return got
+
+
+def consumer(hub: HubProcess, policy: str = "service") -> Any:
+    """azure-eventhub's EventHubConsumerClient on the hub's Event Hub-compatible endpoint."""
+    from azure.eventhub import EventHubConsumerClient
+
+    return EventHubConsumerClient.from_connection_string(
+        hub.eventhub_connection_string(policy), consumer_group="$Default",
+        connection_verify=str(hub.ca_path), retry_total=0)
+
+
+def device_events(hub: HubProcess, device_id: str, count: int, timeout: float = 20.0) -> list:
+    """The first ``count`` events ``device_id`` sent, read from the start of its partition."""
+    got = receive_events(consumer(hub), count, lambda e: e.system_properties.get(
+        b"iothub-connection-device-id") == device_id.encode(), timeout=timeout,
+        partition_id=str(partition_of(device_id)))
+    return [event for _, event in got[:count]]

@@ -101,6 +101,7 @@ def test_refusals_reach_the_sender_and_queue_nothing(module_hub: HubProcess,
             reader.send_c2d_message(device_id, "not allowed")
     finally:
         reader.amqp_svc_client.disconnect_sync()
+    assert "CBS token refused: policy registryRead does not grant ServiceConnect" in module_hub.log_path.read_text()
     assert registry.get_device(device_id).cloud_to_device_message_count == 50
 
 

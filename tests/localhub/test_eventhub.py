@@ -17,42 +17,9 @@ from azure.eventhub.exceptions import AuthenticationError
 from azure.iot.device import IoTHubDeviceClient, Message
 from localhub.storage.store import partition_of
 from localhub.testing import HubProcess
+from service_clients import consumer, receive_events
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def _consumer(hub: HubProcess, policy: str = "service") -> EventHubConsumerClient:
-    return EventHubConsumerClient.from_connection_string(
-        hub.eventhub_connection_string(policy), consumer_group="$Default",
-        connection_verify=str(hub.ca_path), retry_total=0)
-
-
-def _receive(client: EventHubConsumerClient, count: int, wanted, starting_position="-1",
-             timeout: float = 20.0, started: threading.Event | None = None,
-             inclusive: bool = False, partition_id: str | None = None) -> list:
-    """Events from every partition until ``count`` that ``wanted`` accepts have come."""
-    got: list = []
-    done = threading.Event()
-
-    def on_event(context, event) -> None:
-        if event is not None and wanted(event):
-            got.append((context.partition_id, event))
-            if len(got) >= count:
-                done.set()
-
-    def on_partition_initialize(context) -> None:
-        if started is not None:
-            started.set()
-
-    worker = threading.Thread(target=client.receive, kwargs={
-        "on_event": on_event, "starting_position": starting_position, "max_wait_time": 1,
-        "starting_position_inclusive": inclusive, "partition_id": partition_id,
-        "on_partition_initialize": on_partition_initialize}, daemon=True)
-    worker.start()
-    done.wait(timeout)
-    client.close()
-    worker.join(10)
-    return got
 
 
 def _device(hub: HubProcess, device_id: str) -> IoTHubDeviceClient:
@@ -76,10 +43,10 @@ def test_the_official_consumer_reads_device_telemetry_with_iot_hubs_annotations(
     finally:
         for client in senders.values():
             client.shutdown()
-    consumer = _consumer(hub)
-    properties = consumer.get_eventhub_properties()
+    client = consumer(hub)
+    properties = client.get_eventhub_properties()
     assert properties["eventhub_name"] == "localhub" and properties["partition_ids"] == ["0", "1", "2", "3"]
-    got = _receive(_consumer(hub), 9, lambda e: e.system_properties.get(b"iothub-connection-device-id", b"").startswith(b"eh-"))
+    got = receive_events(consumer(hub), 9, lambda e: e.system_properties.get(b"iothub-connection-device-id", b"").startswith(b"eh-"))
     assert len(got) == 9
     by_device: dict[str, list] = {}
     for partition, event in got:
@@ -97,7 +64,7 @@ def test_the_official_consumer_reads_device_telemetry_with_iot_hubs_annotations(
         assert first.system_properties[b"iothub-message-source"] == b"Telemetry"
         assert abs(first.enqueued_time.timestamp() - time.time()) < 60
     partition, last = got[-1]
-    info = _consumer(hub).get_partition_properties(partition)
+    info = consumer(hub).get_partition_properties(partition)
     assert info["last_enqueued_sequence_number"] >= last.sequence_number
     assert int(info["last_enqueued_offset"]) >= int(last.offset)
 
@@ -112,7 +79,7 @@ def test_reading_from_latest_sees_only_what_is_sent_after(module_hub: HubProcess
         result: list = []
 
         def read() -> None:
-            result.extend(_receive(_consumer(hub), 1, lambda e: e.system_properties.get(
+            result.extend(receive_events(consumer(hub), 1, lambda e: e.system_properties.get(
                 b"iothub-connection-device-id") == b"eh-late", "@latest", 20, started))
 
         reader = threading.Thread(target=read)
@@ -129,7 +96,7 @@ def test_reading_from_latest_sees_only_what_is_sent_after(module_hub: HubProcess
 @pytest.mark.parametrize("policy", ["registryRead", "device"])
 def test_a_policy_without_service_connect_is_refused(module_hub: HubProcess, policy: str) -> None:
     with pytest.raises(AuthenticationError) as refused:
-        _consumer(module_hub, policy).get_eventhub_properties()
+        consumer(module_hub, policy).get_eventhub_properties()
     assert "does not grant ServiceConnect" in str(refused.value), refused.value
 
 
@@ -157,7 +124,7 @@ def test_a_reader_resumes_at_its_offset_across_a_hub_restart_with_no_loss_and_no
         def mine(event) -> bool:
             return event.system_properties.get(b"iothub-connection-device-id") == b"eh-restart"
 
-        first = _receive(_consumer(hub), 3, mine)
+        first = receive_events(consumer(hub), 3, mine)
         assert [e.body_as_str() for _, e in first] == ["m0", "m1", "m2"]
         partition, last = first[-1]
         hub.stop()
@@ -168,16 +135,16 @@ def test_a_reader_resumes_at_its_offset_across_a_hub_restart_with_no_loss_and_no
                 device.send_message(Message(f"m{n}"))
         finally:
             device.shutdown()
-        resumed = _receive(_consumer(hub), 2, mine, starting_position=last.offset,
+        resumed = receive_events(consumer(hub), 2, mine, starting_position=last.offset,
                            partition_id=partition)
         assert [e.body_as_str() for _, e in resumed] == ["m3", "m4"]
         assert {p for p, _ in resumed} == {partition}
         assert [e.sequence_number for _, e in resumed] == [last.sequence_number + 1, last.sequence_number + 2]
         # a sequence number is exclusive unless the reader asks for it inclusive
-        after_number = _receive(_consumer(hub), 2, mine, starting_position=last.sequence_number,
+        after_number = receive_events(consumer(hub), 2, mine, starting_position=last.sequence_number,
                                 partition_id=partition)
         assert [e.body_as_str() for _, e in after_number] == ["m3", "m4"]
-        from_number = _receive(_consumer(hub), 2, mine, starting_position=last.sequence_number + 1,
+        from_number = receive_events(consumer(hub), 2, mine, starting_position=last.sequence_number + 1,
                                inclusive=True, partition_id=partition)
         assert [e.body_as_str() for _, e in from_number] == ["m3", "m4"]
 
@@ -218,7 +185,7 @@ def test_consumer_groups_read_the_same_events_each_at_its_own_place(module_hub: 
         client = EventHubConsumerClient.from_connection_string(
             module_hub.eventhub_connection_string(), consumer_group=group,
             connection_verify=str(module_hub.ca_path), retry_total=0)
-        got = _receive(client, 1, mine, partition_id=str(partition_of("eh-groups")))
+        got = receive_events(client, 1, mine, partition_id=str(partition_of("eh-groups")))
         assert [e.body_as_str() for _, e in got] == ["for both"], group
 
     errors: list = []
@@ -260,7 +227,7 @@ def test_localhub_monitor_reads_through_the_event_hub_endpoint_what_the_official
     assert [p["body"] for p in printed] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
     assert {p["partition"] for p in printed} == {str(partition_of("eh-monitored"))}
     assert [p["systemProperties"]["message-id"] for p in printed] == ["mon-0", "mon-1", "mon-2"]
-    got = _receive(_consumer(hub), 3, lambda e: e.system_properties.get(
+    got = receive_events(consumer(hub), 3, lambda e: e.system_properties.get(
         b"iothub-connection-device-id") == b"eh-monitored", partition_id=str(partition_of("eh-monitored")))
     assert [(p["offset"], p["sequenceNumber"]) for p in printed] == [
         (e.offset, e.sequence_number) for _, e in got], "the same events, at the same places"
@@ -273,7 +240,7 @@ def test_localhub_monitor_reads_through_the_event_hub_endpoint_what_the_official
 
 def test_twin_changes_reach_the_endpoint_only_once_routed(module_hub: HubProcess, tmp_path) -> None:
     def twin_events(hub: HubProcess, device_id: str, count: int, timeout: float) -> list:
-        return [e for _, e in _receive(_consumer(hub), count, lambda e: e.system_properties.get(
+        return [e for _, e in receive_events(consumer(hub), count, lambda e: e.system_properties.get(
             b"iothub-connection-device-id") == device_id.encode() and e.system_properties.get(
             b"iothub-message-source") == b"twinChangeEvents", timeout=timeout,
             partition_id=str(partition_of(device_id)))]

@@ -109,7 +109,7 @@ def group_delete(obj: Any, group_id: str) -> None:
 @click.pass_obj
 def group_device_key(obj: Any, group_id: str, registration_id: str) -> None:
     """The key a device registering as REGISTRATION_ID in GROUP_ID signs with."""
-    group = next((g for g in open_dps(obj.state_dir).store.groups() if g.name == group_id), None)
+    group = open_dps(obj.state_dir).store.group(group_id)
     if group is None:
         raise click.ClickException(f"no enrollment group {group_id!r}")
     console.print(auth.derive_device_key(group.primary_key, registration_id))

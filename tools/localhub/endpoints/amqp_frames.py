@@ -103,16 +103,21 @@ class AzureMessage(Message):
 
     def encode(self) -> bytearray:  # type: ignore[override]
         encoded = bytes(super().encode())
-        out = bytearray()
-        while encoded:
+        # Sections come in a fixed order (header, annotations, properties, then application
+        # properties and the body): only those up to the properties are decoded, so a 256 KB
+        # body is copied once, never parsed.
+        at = 0
+        while at < len(encoded):
             section = Data()
-            used = section.decode(encoded)
+            used = section.decode(encoded[at:])
             value = section.get_object()
-            if not (isinstance(value, Described) and value.descriptor == _PROPERTIES
-                    and isinstance(value.value, list) and not any(v is not None for v in value.value)):
-                out += encoded[:used]
-            encoded = encoded[used:]
-        return out
+            code = int(value.descriptor) if isinstance(value, Described) else _PROPERTIES + 1
+            if code == _PROPERTIES and isinstance(value.value, list) and all(v is None for v in value.value):
+                return bytearray(encoded[:at] + encoded[at + used:])
+            if code >= _PROPERTIES:
+                break
+            at += used
+        return bytearray(encoded)
 
 
 def as_text(value: object) -> str:

@@ -28,6 +28,7 @@ from ..storage.dpsstore import DpsStore, Enrollment, Registration
 from .registry import Registry
 
 RETRY_AFTER = 1  # seconds the device waits before polling its operation
+OPERATION_KEPT = 600.0  # seconds an operation can still be polled (every register makes one)
 API_VERSION = "2019-03-31"
 
 
@@ -129,6 +130,9 @@ class DpsService:
         self.store.save_registration(registration)
         operation = Operation(f"4.{uuid.uuid4().hex[:16]}.{uuid.uuid4()}", registration_id,
                               now + RETRY_AFTER, self.state_json(registration))
+        # a device that registers at every boot must not grow the hub: old operations go
+        for stale in [k for k, op in self._operations.items() if op.ready_at < now - OPERATION_KEPT]:
+            del self._operations[stale]
         self._operations[operation.operation_id] = operation
         return {"operationId": operation.operation_id, "status": "assigning"}
 
@@ -154,7 +158,7 @@ class DpsService:
                 raise RegistrationRefused("the enrollment is gone")
             return individual.device_id or registration_id, individual.primary_key
         group_id = enrollment.partition(":")[2]
-        group = next((g for g in self.store.groups() if g.name == group_id), None)
+        group = self.store.group(group_id)
         if group is None:
             raise RegistrationRefused("the enrollment group is gone")
         return registration_id, auth.derive_device_key(group.primary_key, registration_id)

@@ -103,6 +103,11 @@ class DpsStore:
                       for r in self.db.execute("SELECT * FROM dps_enrollments ORDER BY registration_id")]
         return individual + self.groups()
 
+    def group(self, group_id: str) -> Enrollment | None:
+        row = self.db.execute("SELECT * FROM dps_groups WHERE group_id=?", (group_id,)).fetchone()
+        return None if row is None else Enrollment(row["group_id"], row["primary_key"],
+                                                   row["secondary_key"], None, row["created"], True)
+
     def groups(self) -> list[Enrollment]:
         return [Enrollment(r["group_id"], r["primary_key"], r["secondary_key"], None, r["created"], True)
                 for r in self.db.execute("SELECT * FROM dps_groups ORDER BY group_id")]

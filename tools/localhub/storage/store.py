@@ -331,8 +331,12 @@ class Store:
 
     def expire_c2d(self, now: float, device_id: str | None = None) -> list[C2DRow]:
         """Remove the messages whose time to live is over (of one device, or all) and return them."""
-        where, args = ("device_id=? AND expiry<=?", (device_id, now)) if device_id is not None \
-            else ("expiry<=?", (now,))
+        if device_id is None:
+            return self._take_c2d("expiry<=?", (now,))
+        return self._take_c2d("device_id=? AND expiry<=?", (device_id, now))
+
+    def _take_c2d(self, where: str, args: tuple[Any, ...]) -> list[C2DRow]:
+        """Remove the messages ``where`` selects, in one transaction, and return them."""
         with self.db:
             self.db.execute("BEGIN")
             rows = [self._c2d(r) for r in self.db.execute(f"SELECT * FROM c2d WHERE {where}", args)]
@@ -345,12 +349,7 @@ class Store:
 
     def purge_c2d(self, device_id: str) -> list[C2DRow]:
         """Remove every message queued for ``device_id`` and return them."""
-        with self.db:
-            self.db.execute("BEGIN")
-            rows = [self._c2d(r) for r in self.db.execute("SELECT * FROM c2d WHERE device_id=?",
-                                                          (device_id,))]
-            self.db.execute("DELETE FROM c2d WHERE device_id=?", (device_id,))
-        return rows
+        return self._take_c2d("device_id=?", (device_id,))
 
     # --- telemetry -------------------------------------------------------------------------
     def _partition_existing_telemetry(self) -> None:
