@@ -115,7 +115,10 @@ def open_pair(host, port, ctx=None, timeout=30, sock_factory=None):
         sock = sock_factory(host, port)
     else:
         socket = socket_module()
-        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+        # `| 0`: frozen code holds an int constant above 0x1FFF inside a tuple as a ROM long int,
+        # which the unix port's getaddrinfo takes for a service name and refuses ("can't convert
+        # 'int' object to str implicitly"); arithmetic makes it a small int again.
+        addr = socket.getaddrinfo(host, port | 0, 0, socket.SOCK_STREAM)[0][-1]
         sock = socket.socket()
         try:
             sock.settimeout(timeout)
