@@ -99,7 +99,6 @@ class App:
     # ------------------------------------------------------------------ the loop
     def loop(self):
         client = self.client
-        from iothub.client import FAILED, IDLE
         from iothub.errors import AuthError
 
         now = time.ticks_ms()
@@ -114,42 +113,63 @@ class App:
         except Exception as e:  # network errors: poll() retries with backoff
             emit("hub_error", {"error": repr(e)[:120]})
             print("hub: first connect failed:", repr(e))
+        short = 0  # loops in a row that ran out of heap
         while True:
             self.feed()
-            if client.state == FAILED or client.state == IDLE:
-                # FAILED: the hub refused the token: fix the clock, then retry. IDLE: connect()
-                # raised something the session does not retry by itself (a TLS stack without
-                # an API the library expects, say): keep trying rather than sit idle for months.
-                transient("app.startup").recover(self, client.state == FAILED)
-                try:
-                    client.connect()
-                except Exception as e:
-                    emit("hub_error", {"error": repr(e)[:120]})
             try:
-                client.poll()
-            except AuthError:
-                pass
-            # Drain the flash ring before adding to it: right after a reconnect a full ring must
-            # not drop its oldest message for the new one.
-            self.telemetry.drain()
-            now = time.ticks_ms()
-            if time.ticks_diff(now, self.next_telemetry) >= 0:
-                self.next_telemetry = time.ticks_add(now, self.settings.values["telemetryInterval"] * 1000)
-                body = self.telemetry.make(self.sensors.read(), self.clock.time())
-                self.telemetry.send(body)
-            if client.is_connected() and (self.report_due or time.ticks_diff(now, self.next_report) >= 0):
-                self.report_facts()
-            if self.methods.action is not None:
-                transient("app.actions").run(self)
-            if time.ticks_diff(now, self.next_wifi) >= 0:
-                self.next_wifi = time.ticks_add(now, 5000)
-                if not self.wlan.isconnected():
-                    emit("wifi_lost", {})
-                    try:
-                        self.wlan.connect(self.cfg["wifi"]["ssid"], self.cfg["wifi"].get("password", ""))
-                    except OSError:
-                        pass
+                self._duties(client)
+                short = 0
+            except MemoryError:
+                # No block big enough for one allocation (a fragmented heap): what the failed
+                # duty held is garbage now. Telemetry waits on flash and the session keeps its
+                # state, so collect and carry on: a duty that did not finish runs again at the
+                # next loop (the facts report stays due). Only a heap that stays short for
+                # three loops in a row is worth a reset (main.py), which starts it afresh.
+                gc.collect()
+                short += 1
+                if short >= 3:
+                    raise
+                emit("low_memory", {"free": gc.mem_free(), "times": short})
             time.sleep_ms(POLL_MS)
+
+    def _duties(self, client):
+        """One pass of the loop: the session, telemetry, facts, actions, Wi-Fi."""
+        from iothub.client import FAILED, IDLE  # loaded since setup: found, not loaded
+        from iothub.errors import AuthError
+
+        if client.state == FAILED or client.state == IDLE:
+            # FAILED: the hub refused the token: fix the clock, then retry. IDLE: connect()
+            # raised something the session does not retry by itself (a TLS stack without
+            # an API the library expects, say): keep trying rather than sit idle for months.
+            transient("app.startup").recover(self, client.state == FAILED)
+            try:
+                client.connect()
+            except Exception as e:
+                emit("hub_error", {"error": repr(e)[:120]})
+        try:
+            client.poll()
+        except AuthError:
+            pass
+        # Drain the flash ring before adding to it: right after a reconnect a full ring must
+        # not drop its oldest message for the new one.
+        self.telemetry.drain()
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self.next_telemetry) >= 0:
+            self.next_telemetry = time.ticks_add(now, self.settings.values["telemetryInterval"] * 1000)
+            body = self.telemetry.make(self.sensors.read(), self.clock.time())
+            self.telemetry.send(body)
+        if client.is_connected() and (self.report_due or time.ticks_diff(now, self.next_report) >= 0):
+            self.report_facts()
+        if self.methods.action is not None:
+            transient("app.actions").run(self)
+        if time.ticks_diff(now, self.next_wifi) >= 0:
+            self.next_wifi = time.ticks_add(now, 5000)
+            if not self.wlan.isconnected():
+                emit("wifi_lost", {})
+                try:
+                    self.wlan.connect(self.cfg["wifi"]["ssid"], self.cfg["wifi"].get("password", ""))
+                except OSError:
+                    pass
 
 
 def run(fwstate=None):

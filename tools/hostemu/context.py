@@ -105,6 +105,18 @@ class BoardContext:
         """Whether the access point is reachable: tests take it away with `.hostemu/wifi_down`."""
         return not (self.fs_root / PRIVATE_DIR / "wifi_down").exists()
 
+    # --- a heap run dry -------------------------------------------------------------------------
+    def take_heap_exhaustion(self) -> str | None:
+        """`service.op` written to `.hostemu/exhaust_heap` by a test, once: the device's heap is
+        to be left without a free block when that call returns (see `ServiceHost`)."""
+        path = self.fs_root / PRIVATE_DIR / "exhaust_heap"
+        try:
+            wanted = path.read_text().strip()
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        return wanted or None
+
 
 _current: BoardContext | None = None
 

@@ -26,6 +26,7 @@ class ServiceHost:
         self.call_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._probes: list[str] = []
+        self._exhaust_at: set[str] = set()
 
     def register_service(self, name: str, service: object) -> None:
         """Answer `_hostemu.call(name, op, ...)` from device code with `service.op_<op>(...)`."""
@@ -35,6 +36,21 @@ class ServiceHost:
         """Ask for gc.collect() + a heap report at the device's next bridge call (any thread)."""
         with self._lock:
             self._probes.append(label)
+
+    def request_heap_exhaustion(self, service: str, op: str) -> None:
+        """Leave the device's heap without a free block when its next `service.op` call returns:
+        a real MemoryError at the device code's next allocation, as a fragmented board meets it
+        (the garbage that fills it is collected by the next gc.collect())."""
+        with self._lock:
+            self._exhaust_at.add(service + "." + op)
+
+    def _take_exhaustion(self, service: str, op: str) -> bool:
+        with self._lock:
+            name = service + "." + op
+            if name in self._exhaust_at:
+                self._exhaust_at.discard(name)
+                return True
+            return False
 
     def _take_probe(self) -> str | None:
         with self._lock:
@@ -78,7 +94,8 @@ class ServiceHost:
         except DeviceError as exc:
             return encode_reply(error=exc, probe=probe)
         try:
-            return encode_reply(result.result, data=result.data, probe=probe)
+            return encode_reply(result.result, data=result.data, probe=probe,
+                                exhaust=self._take_exhaustion(call.service, call.op))
         except (TypeError, ValueError) as exc:  # a result JSON cannot carry: a host bug
             log.error("hostemu: %s.%s returned %r", call.service, call.op, result.result)
             error = DeviceError("RuntimeError", f"hostemu: {call.service}.{call.op} bad result: {exc}")

@@ -89,7 +89,7 @@ def call_from_frame(frame: dict[str, Any]) -> CallFrame:
 
 
 def encode_reply(result: JSONValue = None, *, data: bytes = b"", error: DeviceError | None = None,
-                 probe: str | None = None) -> bytes:
+                 probe: str | None = None, exhaust: bool = False) -> bytes:
     reply: dict[str, Any] = {}
     if error is not None:
         reply["e"] = [error.exc_type, error.exc_args]
@@ -99,4 +99,6 @@ def encode_reply(result: JSONValue = None, *, data: bytes = b"", error: DeviceEr
             reply["b"] = base64.b64encode(data).decode("ascii")
     if probe is not None:
         reply["p"] = probe
+    if exhaust:
+        reply["x"] = 1  # fill the heap before returning (hostemu.unix's device side honours it)
     return (json.dumps(reply, separators=(",", ":")) + "\n").encode()

@@ -319,4 +319,11 @@ def install_board_services(vm: Any, board: BoardContext) -> MachineService:
     vm.register_service("ntptime", NtpService(board))
     vm.register_service("esp", EspService(board))
     vm.call_hooks.append(machine.check_watchdog)
+    if hasattr(vm, "request_heap_exhaustion"):
+        def exhaust_on_request() -> None:
+            wanted = board.take_heap_exhaustion()
+            if wanted and "." in wanted:
+                vm.request_heap_exhaustion(*wanted.split(".", 1))
+
+        vm.call_hooks.append(exhaust_on_request)
     return machine

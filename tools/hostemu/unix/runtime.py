@@ -129,6 +129,11 @@ class MicroPythonUnix:
     def request_heap_probe(self, label: str) -> None:
         self.host.request_heap_probe(label)
 
+    def request_heap_exhaustion(self, service: str, op: str) -> None:
+        """No free block left in the device's heap when its next `service.op` call returns
+        (`ServiceHost.request_heap_exhaustion`; a test asks through `.hostemu/exhaust_heap`)."""
+        self.host.request_heap_exhaustion(service, op)
+
     def stop(self) -> None:
         """End the current run (any thread); run() then raises UnixTimeout."""
         self._stop = True

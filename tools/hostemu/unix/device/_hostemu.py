@@ -38,7 +38,32 @@ def _send(frame):
     sock.write(b"\n")
 
 
+# True while the heap is filled on the host's request: automatic collection is off until the
+# next bridge call, so the device code's next allocation fails for real.
+_exhausted = [False]
+
+
+def _exhaust():
+    """Fill every free block with garbage, collection off: a real MemoryError at device code's
+    next allocation. Until the next bridge call turns collection back on, only device code's own
+    gc.collect() frees it: harsher than a board, whose automatic collection would also free it
+    once the failed frames are unwound."""
+    gc.collect()
+    gc.disable()
+    _exhausted[0] = True
+    size = 4096
+    while size:
+        try:
+            while True:
+                bytearray(size)
+        except MemoryError:
+            size >>= 1
+
+
 def _exchange(frame):
+    if _exhausted[0]:
+        _exhausted[0] = False
+        gc.enable()
     _send(frame)
     line = _link[0].readline()
     if not line:
@@ -50,6 +75,8 @@ def _exchange(frame):
     err = reply.get("e")
     if err is not None:
         raise _common.exception(err[0], err[1])
+    if reply.get("x"):
+        _exhaust()
     return reply
 
 
