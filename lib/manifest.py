@@ -8,4 +8,4 @@ metadata(
     description="Azure IoT Hub device library: SAS tokens, MQTT telemetry, C2D, twins, direct methods",
     license="MIT",
 )
-package("iothub", files=("__init__.py", "client.py", "clock.py", "connstr.py", "errors.py", "mqtt.py", "net.py", "pending.py", "retry.py", "ring.py", "sas.py", "session.py", "topics.py", "twin.py"), base_path=".")
+package("iothub", files=("__init__.py", "client.py", "clock.py", "connstr.py", "errors.py", "inbound.py", "mqtt.py", "net.py", "pending.py", "retry.py", "ring.py", "sas.py", "session.py", "topics.py", "twin.py"), base_path=".")

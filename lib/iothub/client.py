@@ -10,8 +10,8 @@ status 0.
 
 import json
 
-from iothub import topics
-from iothub.errors import IoTHubError, NotConnected, ProtocolError, TimeoutError_
+from iothub import transient
+from iothub.errors import NotConnected, ProtocolError
 from iothub.pending import Pending
 from iothub.session import (  # noqa: F401 - the names an application imports from here
     CONNECTED,
@@ -26,7 +26,6 @@ from iothub.session import (  # noqa: F401 - the names an application imports fr
     Session,
     default_transport,
 )
-from iothub.twin import TwinState, combine_patches, too_deep
 
 try:
     from micropython import const
@@ -38,15 +37,6 @@ except ImportError:
 
 _GET = const(1)
 _PATCH = const(2)
-
-
-def _all_of(callbacks):
-    # One callback for a merged reported patch: each patch merged into it hears the answer.
-    def call(status, version):
-        for cb in callbacks:
-            cb(status, version)
-
-    return call
 
 
 class IoTHubClient(Session):
@@ -105,7 +95,7 @@ class IoTHubClient(Session):
                          log, log_level, sock_factory, timeout, reserved)
         self._req_timeout = request_timeout_ms
         self._pending = Pending(8, self._clock.ticks_diff)
-        self._twin = TwinState()
+        self._twin = [-1, {}]  # desired properties: [$version (-1 before a GET), the document]
         self._reported = None  # merged reported patches waiting for a connection
         self._reported_cbs = []  # their callbacks
         self._c2d_cb = None
@@ -119,7 +109,10 @@ class IoTHubClient(Session):
 
     def on_method(self, name, cb):
         """``cb(payload) -> (status, payload)`` answers direct method ``name``. ``payload`` is
-        the parsed JSON (None if empty). A raised exception is answered 500 with its text."""
+        the parsed JSON (None if empty). A raised exception is answered 500 with its text.
+        ``name`` None: ``cb(name, payload)`` answers every method without a handler of its own
+        (one callback for many methods, rather than one function object each); without it, such
+        a method is answered 404."""
         self._methods[name] = cb
 
     def on_desired(self, cb):
@@ -133,15 +126,15 @@ class IoTHubClient(Session):
         super().poll()
         for rid, kind, cb in self._pending.expired(self._clock.ticks_ms()):
             self._log(WARNING, "twin request %s timed out" % rid)
-            self._finish(kind, cb, 0, None, None)
+            transient("iothub.inbound").finish(self, kind, cb, 0, None, None)
 
     def _on_up(self):
         if self._desired_cb is not None:
-            self._request(_GET, None, topics.twin_get_topic, b"")
+            self._request(_GET, None, b"")
         if self._reported is not None:
             patch, cbs = self._reported, self._reported_cbs
             self._reported, self._reported_cbs = None, []
-            self.patch_reported(patch, _all_of(cbs) if cbs else None)
+            self.patch_reported(patch, transient("iothub.inbound").all_of(cbs) if cbs else None)
 
     def _on_down(self):
         # Reported patches the hub did not answer go out again after the next connect (an
@@ -153,18 +146,19 @@ class IoTHubClient(Session):
             if kind == _PATCH and body is not None:
                 self._hold_reported(json.loads(body), cb)
             else:
-                self._finish(kind, cb, 0, None, None)
+                transient("iothub.inbound").finish(self, kind, cb, 0, None, None)
         if held is not None:
             self._hold_reported(held, None)
             self._reported_cbs.extend(held_cbs)
 
     # ------------------------------------------------------------------ twin
-    def _request(self, kind, cb, topic_fn, body, keep=False):
+    def _request(self, kind, cb, body, keep=False):
         # keep: the body stays with the request until its answer (a reported patch sent again
         # after a reconnect is what was sent, whatever the application did to its dict since).
         rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout, body if keep else None)
+        topics = transient("iothub.topics")
         try:
-            self._mqtt.publish(topic_fn(rid), body, False, 0)
+            self._mqtt.publish((topics.twin_get_topic if kind == _GET else topics.twin_patch_topic)(rid), body, False, 0)
         except Exception:
             self._pending.pop(rid)
             raise
@@ -177,36 +171,11 @@ class IoTHubClient(Session):
         None on timeout). Without: blocks, polling, and returns the twin dict, or raises
         ``TimeoutError_`` / ``IoTHubError``.
         """
+        if cb is None:
+            return transient("iothub.inbound").get_twin(self, timeout_ms)
         if not self.is_connected():
             raise NotConnected("get_twin needs a connection")
-        if cb is not None:
-            return self._request(_GET, cb, topics.twin_get_topic, b"")
-        box = []
-
-        def done(twin, status):
-            box.append((twin, status))
-
-        self._request(_GET, done, topics.twin_get_topic, b"")
-        self._wait(box, timeout_ms)
-        twin, status = box[0]
-        if status == 0:
-            raise TimeoutError_("twin GET timed out")
-        if twin is None:
-            raise IoTHubError("twin GET failed with status %d" % status)
-        return twin
-
-    def _wait(self, box, timeout_ms):
-        clock = self._clock
-        start = clock.ticks_ms()
-        limit = timeout_ms or self._req_timeout
-        while not box:
-            self.poll()
-            if box:
-                break
-            if not self.is_connected() or clock.ticks_diff(clock.ticks_ms(), start) > limit:
-                box.append((None, 0))
-                break
-            clock.sleep_ms(10)
+        return self._request(_GET, cb, b"")
 
     def patch_reported(self, patch, cb=None):
         """Update reported properties (``None`` deletes). Offline, patches are merged and sent
@@ -214,120 +183,35 @@ class IoTHubClient(Session):
         ``cb(status, version)`` hears the answer (status 0: timeout)."""
         if self.is_connected():
             try:
-                return self._request(_PATCH, cb, topics.twin_patch_topic, json.dumps(patch), True)
+                return self._request(_PATCH, cb, json.dumps(patch), True)
             except (OSError, ProtocolError) as e:
                 self._lost(e)
         self._hold_reported(patch, cb)
         return None
 
     def _hold_reported(self, patch, cb):
-        self._reported = combine_patches(self._reported or {}, patch)
+        self._reported = transient("iothub.twin").combine_patches(self._reported or {}, patch)
         if cb is not None:
             self._reported_cbs.append(cb)
 
     def twin_version(self):
         """``$version`` of the desired properties held (-1 before the first GET)."""
-        return self._twin.version
+        return self._twin[0]
 
     def desired(self):
         """The desired properties as last synchronised."""
-        return self._twin.desired
-
-    def _finish(self, kind, cb, status, version, body):
-        # Complete a twin request: parse the body of a GET, call the application back.
-        try:
-            if kind == _GET:
-                twin = None
-                if status == 200 and body:
-                    twin = json.loads(body)
-                    desired = twin.get("desired")
-                    if isinstance(desired, dict) and too_deep(desired):
-                        raise ProtocolError("twin nested deeper than IoT Hub allows")
-                    if isinstance(desired, dict) and self._twin.apply_full(desired):
-                        self._call_desired(self._twin.desired, self._twin.version, True)
-                if cb:
-                    cb(twin, status)
-            elif cb:
-                cb(status, version)
-        except Exception as e:  # a bad body or an application bug: reported, never raised
-            self._log(ERROR, "twin request failed: %r" % (e,))
-
-    def _call_desired(self, desired, version, full):
-        if self._desired_cb:
-            try:
-                self._desired_cb(desired, version, full)
-            except Exception as e:
-                self._log(ERROR, "desired callback failed: %r" % (e,))
+        return self._twin[1]
 
     # ------------------------------------------------------------------ inbound dispatch
     def _on_message(self, topic, msg):
-        # Called by the transport from inside check_msg/subscribe. A malformed topic is logged
-        # and dropped; it never tears the session down.
+        # Called by the transport from inside check_msg/subscribe (iothub.inbound does the
+        # work). A malformed message is logged and dropped; it never tears the session down.
         try:
-            topic = topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
-            res = topics.parse_twin_res(topic)
-            if res is not None:
-                item = self._pending.pop(res[1])
-                if item is None:
-                    self._log(DEBUG, "twin response for unknown $rid")
-                else:
-                    self._finish(item[0], item[1], res[0], res[2], msg)
-                return
-            version = topics.parse_twin_desired(topic)
-            if version is not None:
-                patch = json.loads(msg)
-                if not isinstance(patch, dict):
-                    raise ProtocolError("desired patch is not a JSON object")
-                if too_deep(patch):
-                    raise ProtocolError("desired patch nested deeper than IoT Hub allows")
-                if self._twin.apply_patch(version, patch):
-                    patch.pop("$version", None)
-                    self._call_desired(patch, version, False)
-                else:
-                    self._log(INFO, "stale desired patch %d ignored" % version)
-                return
-            req = topics.parse_method(topic)
-            if req is not None:
-                self._answer_method(req[0], req[1], msg)
-                return
-            if not self.module_id:
-                props = topics.parse_c2d(topic, self.device_id)
-                if props is not None:
-                    if self._c2d_cb:
-                        try:
-                            self._c2d_cb(msg, props)
-                        except Exception as e:
-                            self._log(ERROR, "C2D callback failed: %r" % (e,))
-                    return
-            self._log(WARNING, "message on an unexpected topic dropped")
+            transient("iothub.inbound").dispatch(self, topic, msg)
         except OSError:
             raise  # the link: the transport's caller reconnects
         except Exception as e:  # malformed, too big for the heap (MemoryError), too deep: dropped
             self._log(WARNING, "malformed message dropped: %r" % (e,))
-
-    def _answer_method(self, name, rid, msg):
-        handler = self._methods.get(name)
-        status = 200
-        if handler is None:
-            status, payload = 404, {"message": "unknown method: " + name}
-        else:
-            try:
-                payload = json.loads(msg) if msg else None
-            except ValueError:
-                handler = None
-                status, payload = 400, {"message": "payload is not JSON"}
-        if handler is not None:
-            try:
-                result = handler(payload)
-                status, payload = result
-                status = int(status)
-            except Exception as e:
-                status, payload = 500, {"error": str(e) or type(e).__name__}
-        try:
-            body = json.dumps(payload)
-        except (TypeError, ValueError):
-            status, body = 500, '{"error": "method result is not JSON-serialisable"}'
-        self._mqtt.publish(topics.method_res_topic(status, rid), body, False, 0)
 
     # ------------------------------------------------------------------ file upload
     def upload_file(self, path, blob_name, progress=None, chunk_size=4096, **kw):

@@ -148,9 +148,9 @@ class HTTPConnection:
         self._busy = None
 
     def _open(self):
-        from iothub.net import open_stream
+        from iothub import transient
 
-        self.sock = open_stream(self.host, self.port, self._ctx, self._timeout, self._sock_factory)
+        self.sock = transient("iothub.net").open_stream(self.host, self.port, self._ctx, self._timeout, self._sock_factory)
         # MicroPython's blocking readinto() returns only once the whole buffer is full, and a
         # response is often shorter than the buffer: so the socket is non-blocking, and waiting
         # for data (or for room to write) goes through select.poll with the timeout.

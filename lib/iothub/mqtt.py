@@ -217,16 +217,17 @@ class MQTTClient:
     # ----------------------------------------------------------------- connection
     def _open(self):
         """The stream to use; keeps the plain socket under it in ``self._plain`` for timeouts."""
-        from iothub.net import open_pair, ssl_module
+        from iothub import transient
 
+        net = transient("iothub.net")  # the sockets, TLS and DNS: only while connecting
         ctx = None
         if self.ssl and hasattr(self.ssl, "wrap_socket"):
             # An SSLContext (what umqtt.simple >= 1.4 takes): verification is its business.
             ctx = self.ssl
-        sock, self._plain = open_pair(self.server, self.port, ctx, self._timeout, self._sock_factory)
+        sock, self._plain = net.open_pair(self.server, self.port, ctx, self._timeout, self._sock_factory)
         if self.ssl and ctx is None:
             # ssl=True, the older umqtt.simple convention: ssl.wrap_socket(sock, **ssl_params).
-            sock = ssl_module().wrap_socket(sock, **self.ssl_params)
+            sock = net.ssl_module().wrap_socket(sock, **self.ssl_params)
         return sock
 
     def connect(self, clean_session=True):

@@ -15,8 +15,10 @@ MQTT client, TLS context and buffers are garbage once it returns.
 
 import json
 
-from iothub import sas
+from iothub import transient
 from iothub.errors import AuthError, IoTHubError, ProtocolError
+
+sas = transient("iothub.sas")  # held by this module only: it goes when this module goes
 
 GLOBAL_ENDPOINT = "global.azure-devices-provisioning.net"
 API_VERSION = "2019-03-31"
@@ -48,7 +50,9 @@ def connection_string(result, key):
 
 def _answer(topic):
     """``$dps/registrations/res/{status}/?$rid=..&retry-after=..`` -> (status, rid, retry-after)."""
-    from iothub.topics import decode_bag
+    from iothub import transient
+
+    decode_bag = transient("iothub.topics").decode_bag
 
     rest = topic[len(_RESPONSES):]
     cut = rest.find("/")  # no str.partition: not every MicroPython build has it
@@ -80,7 +84,7 @@ def register(id_scope, registration_id, key, ca, host=GLOBAL_ENDPOINT, port=8883
                       "registration")
     user = id_scope + "/registrations/" + registration_id + "/api-version=" + API_VERSION
     if transport is None:
-        from iothub.net import tls_context
+        tls_context = transient("iothub.net").tls_context
 
         transport = MQTTClient(registration_id, host, port, user, token, 60, tls_context(ca),
                                bufsize=1024, sock_factory=sock_factory, timeout=min(timeout, 30))

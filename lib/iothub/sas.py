@@ -6,9 +6,13 @@ MicroPython has no ``hmac`` or ``urllib``, hence the small implementations here.
 
 import hashlib
 
-# URL encoding lives with the property bags (iothub.topics), which stay loaded; this module is
-# loaded only to make a token (iothub.transient).
-from iothub.topics import quote, unquote  # noqa: F401  (sas.quote is part of the API)
+from iothub import transient
+
+# URL encoding lives with the property bags (iothub.topics). Like this module, which is loaded
+# only to make a token, that module is loaded only while it is used (iothub.transient): these
+# names keep it for as long as this module lives, and sys.modules does not keep it at all.
+_topics = transient("iothub.topics")
+quote, unquote = _topics.quote, _topics.unquote  # sas.quote is part of the API
 
 try:
     import binascii

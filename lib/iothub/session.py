@@ -31,7 +31,7 @@ Nothing here logs or raises with the key, the token or the connection string in 
 
 import json
 
-from iothub import topics, transient
+from iothub import transient
 from iothub.errors import AuthError, ConfigError, ProtocolError
 from iothub.ring import Ring
 
@@ -116,9 +116,7 @@ def reserve(bufsize=2048, tls=True):
     Returns ``(receive buffer, empty TLS context or None)``."""
     ctx = None
     if tls:
-        from iothub.net import ssl_module
-
-        ssl = ssl_module()
+        ssl = transient("iothub.net").ssl_module()
         if hasattr(ssl, "SSLContext"):  # else tls_context says what this port lacks, later
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return bytearray(bufsize), ctx
@@ -161,7 +159,7 @@ class Session:
             raise ConfigError("renew_margin must be shorter than token_ttl")
         if not 0 < keepalive <= 1177:
             raise ConfigError("keepalive must be 1..1177 s (IoT Hub's maximum)")
-        from iothub.net import split_host_port
+        net = transient("iothub.net")  # what builds the TLS context and opens sockets: not kept
 
         # What the session needs of the connection string, so its parser is not kept: the
         # token's (hub host, key, key name) and the HTTPS host. Tuples rather than attributes:
@@ -170,22 +168,20 @@ class Session:
         self._cred = (cs.host, cs.key_bytes(), cs.key_name, https_host)
         # As in azure-iot-device: a port in GatewayHostName/HostName is the HTTPS port (file
         # upload); MQTT goes to the same host on `port` (8883 unless told otherwise).
-        server = split_host_port(https_host, 443)[0]
+        server = net.split_host_port(https_host, 443)[0]
         # Built now, for the life of the session, like the MQTT client below: mbedTLS takes a
         # 3 KB block for it, which a fragmented heap may no longer have at a later connect
         # (or taken at boot: reserve()).
         buf, ctx = reserved or (None, None)
         self._ssl = None
         if ca is not None:
-            from iothub.net import tls_context
-
-            self._ssl = tls_context(ca, ctx)
+            self._ssl = net.tls_context(ca, ctx)
         self.device_id = cs.device_id
         self.module_id = cs.module_id
         client_id = cs.device_id + "/" + cs.module_id if cs.module_id else cs.device_id
         user = cs.host + "/" + client_id + "/?api-version=" + API_VERSION
         if model_id:
-            user += "&model-id=" + topics.quote(model_id)
+            user += "&model-id=" + transient("iothub.topics").quote(model_id)
         self._dial = (client_id, server, port, user)  # the transport's first arguments
         self._keepalive = keepalive
         self._ttl = token_ttl
@@ -347,6 +343,7 @@ class Session:
             self._mqtt = m
             m.connect(False)
             connecting = False
+            topics = transient("iothub.topics")
             if not self.module_id:
                 m.subscribe(topics.c2d_sub(self.device_id), 1)
             m.subscribe(topics.METHODS_SUB, 0)
@@ -473,7 +470,7 @@ class Session:
         if cached is not None and cached[0] is properties:
             topic = cached[1]
         else:
-            topic = topics.telemetry_topic(self.device_id, properties, self.module_id)
+            topic = transient("iothub.topics").telemetry_topic(self.device_id, properties, self.module_id)
             if properties is None or (
                 isinstance(properties, tuple) and not [p for p in properties if not isinstance(p, tuple)]
             ):

@@ -1,4 +1,5 @@
-"""Twin bookkeeping: the desired properties held, their ``$version``, JSON merge patches.
+"""Twin bookkeeping: JSON merge patches, their depth, patches folded together while offline.
+``iothub.inbound`` holds the desired properties and their ``$version`` by these rules.
 
 Rules (DESIGN section 3): a desired patch applies only if its ``$version`` is newer than the
 one held (older or equal ones are stale: they were already folded into a full GET); ``null``
@@ -44,32 +45,21 @@ def merge_patch(target, patch):
     return target
 
 
-class TwinState:
-    """What the device knows of its twin's desired side. ``version`` is -1 before any GET."""
-
-    def __init__(self):
-        self.desired = {}
-        self.version = -1
-
-    def apply_full(self, desired):
-        """Take the ``desired`` section of a full GET. Returns True if it was newer and applied."""
-        version = desired.get("$version")
-        if not isinstance(version, int) or version <= self.version:
-            return False
-        self.desired = dict(desired)
-        self.desired.pop("$version", None)
-        self.version = version
-        return True
-
-    def apply_patch(self, version, patch):
-        """Merge a desired patch carrying ``version``. Returns False (and changes nothing) if stale."""
-        if version <= self.version:
-            return False
-        patch = dict(patch)
-        patch.pop("$version", None)
-        merge_patch(self.desired, patch)
-        self.version = version
-        return True
+def apply(state, version, desired, full):
+    """Fold desired properties carrying ``version`` into ``state``, a list ``[$version held (-1
+    before any GET), the desired document]``: a full GET's section replaces the document, a
+    patch is merged into it. Only if ``version`` is newer than the one held; returns what was
+    applied, without ``$version`` (the application hears that), or None if stale."""
+    if not isinstance(version, int) or version <= state[0]:
+        return None
+    desired = dict(desired)
+    desired.pop("$version", None)
+    if full:
+        state[1] = desired
+    else:
+        merge_patch(state[1], desired)
+    state[0] = version
+    return desired
 
 
 def combine_patches(first, second):

@@ -7,7 +7,7 @@ import binascii
 from iothub import blocks, connstr, retry, sas, topics
 from iothub.errors import ConfigError, ProtocolError
 from iothub.ring import Ring
-from iothub.twin import TwinState, combine_patches, merge_patch
+from iothub.twin import apply, combine_patches, merge_patch
 
 import lib_vectors
 
@@ -114,14 +114,15 @@ def check_retry():
 
 
 def check_twin():
-    t = TwinState()
-    _eq(t.apply_full({"a": 1, "$version": 4}), True, "first full")
-    _eq(t.apply_patch(4, {"a": 2}), False, "equal version is stale")
-    _eq(t.apply_patch(3, {"a": 2}), False, "older is stale")
-    _eq(t.desired, {"a": 1}, "stale left it alone")
-    _eq(t.apply_patch(5, {"a": None, "b": {"c": 1}, "$version": 5}), True, "newer applies")
-    _eq(t.desired, {"b": {"c": 1}}, "null deletes, nested added")
-    _eq(t.apply_full({"x": 1, "$version": 5}), False, "full not newer")
+    t = [-1, {}]
+    _eq(apply(t, 4, {"a": 1, "$version": 4}, True), {"a": 1}, "first full")
+    _eq(apply(t, 4, {"a": 2}, False), None, "equal version is stale")
+    _eq(apply(t, 3, {"a": 2}, False), None, "older is stale")
+    _eq(t, [4, {"a": 1}], "stale left it alone")
+    _eq(apply(t, 5, {"a": None, "b": {"c": 1}, "$version": 5}, False), {"a": None, "b": {"c": 1}}, "newer applies")
+    _eq(t, [5, {"b": {"c": 1}}], "null deletes, nested added")
+    _eq(apply(t, 5, {"x": 1, "$version": 5}, True), None, "full not newer")
+    _eq(apply(t, None, {"x": 1}, True), None, "a GET without $version")
     _eq(merge_patch({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}}), {"a": {"c": 2, "d": 3}}, "merge")
     _eq(combine_patches({"a": 1, "b": {"c": 1}}, {"a": None, "b": {"d": 2}}), {"a": None, "b": {"c": 1, "d": 2}}, "combine")
 

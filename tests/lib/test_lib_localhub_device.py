@@ -93,6 +93,29 @@ def test_direct_methods(hub, device):
     assert results["missing"]["status"] == 404
 
 
+def test_one_handler_answers_every_method_without_its_own(hub, device):
+    """on_method(None, cb): cb(name, payload) answers what no named handler does (the firmware
+    keeps one function for all its methods); a named handler still comes first."""
+    c = device()
+    c.on_method("add", lambda p: (200, {"sum": p["a"] + p["b"]}))
+    c.on_method(None, lambda name, p: (200, {"name": name, "got": p}) if name != "nope" else (404, {"no": name}))
+    c.connect()
+    results = {}
+
+    def invoke(name, payload):
+        results[name] = hub.invoke_method(device.name, name, payload, timeout=10)
+
+    threads = [threading.Thread(target=invoke, args=a) for a in (("add", {"a": 1, "b": 2}), ("other", [1]), ("nope", None))]
+    for t in threads:
+        t.start()
+    poll_until(c, lambda: len(results) == 3 or not any(t.is_alive() for t in threads))
+    for t in threads:
+        t.join(10)
+    assert (results["add"]["status"], results["add"]["payload"]) == (200, {"sum": 3})
+    assert (results["other"]["status"], results["other"]["payload"]) == (200, {"name": "other", "got": [1]})
+    assert (results["nope"]["status"], results["nope"]["payload"]) == (404, {"no": "nope"})
+
+
 def test_twin_desired_and_reported(hub, device):
     c = device()
     seen = []
