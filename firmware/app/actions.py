@@ -11,7 +11,7 @@ from app.events import emit
 
 
 def run(app):
-    name, arg = app.methods.action
+    name, arg = app.action
     if name == "reboot":
         _reset(app, "reboot")
     elif name == "factoryReset":
@@ -38,7 +38,7 @@ def run(app):
             _reset(app, "firmwareUpdate")
     elif name == "uploadFile":
         _upload(app, arg[0], arg[1])
-    app.methods.action = None  # until here another long method is answered 409
+    app.action = None  # until here another long method is answered 409
     emit("action_done", {"name": name})
     gc.collect()
 

@@ -11,6 +11,10 @@ config.json default):
 
 Applied values are kept in ``settings.json`` so an offline boot uses them too.
 
+Imported with ``iothub.transient`` whenever a desired patch, a method or the facts report comes:
+run in place, none of this holds heap in between; the loop keeps only ``app.values`` (the
+settings in force) and ``app.action`` (the long work a method left for it).
+
 Direct methods (long work is answered first, done from the main loop):
 
 - ``reboot`` -> 200 ``{"rebooting": true, "lastReboot": iso}``; reports ``iothubDM.reboot.lastReboot``
@@ -22,11 +26,13 @@ Direct methods (long work is answered first, done from the main loop):
   result is reported under ``lastUpload``
 """
 
+import gc
 import os
 import time
 
 from app import store
 from app.events import emit
+from app.version import VERSION
 
 SETTINGS = "settings.json"
 # name -> (config.json key or None, low, high, kind)
@@ -52,100 +58,114 @@ def reset_cause_name():
     return str(cause)
 
 
-class Settings:
-    """The values desired properties control, starting from config.json and settings.json."""
-
-    def __init__(self, cfg):
-        self.defaults = {"telemetryInterval": cfg["telemetry_interval"], "reportInterval": cfg["report_interval"],
-                         "ledEnabled": True}
-        self.values = dict(self.defaults)
-        saved = store.read_json(SETTINGS, {})
-        if isinstance(saved, dict):
-            for name in self.values:
-                if name in saved and self._check(name, saved[name]) is None:
-                    self.values[name] = saved[name]
-
-    def _check(self, name, value):
-        spec = _DESIRED[name]
-        if spec[3] is bool:
-            return None if isinstance(value, bool) else "must be true or false"
-        if not isinstance(value, int) or isinstance(value, bool) or not spec[1] <= value <= spec[2]:
-            return "must be a whole number in %d..%d" % (spec[1], spec[2])
-        return None
-
-    def apply(self, desired, version):
-        """Apply the known names in ``desired``; the reported acknowledgements (a dict)."""
-        acks = {}
-        changed = False
-        for name in _DESIRED:
-            if name not in desired:
-                continue
-            value = desired[name]
-            if value is None:
-                self.values[name] = self.defaults[name]
-                acks[name] = {"value": self.values[name], "ac": 200, "av": version, "ad": "default restored"}
-                changed = True
-                continue
-            problem = self._check(name, value)
-            if problem:
-                acks[name] = {"value": self.values[name], "ac": 400, "av": version, "ad": problem}
-            else:
-                self.values[name] = value
-                acks[name] = {"value": value, "ac": 200, "av": version, "ad": "applied"}
-                changed = True
-        if changed:
-            store.write_json(SETTINGS, self.values)
-        return acks
+# ---------------------------------------------------------------------- settings
+def _default(cfg, name):
+    key = _DESIRED[name][0]
+    return cfg[key] if key else True
 
 
-class Methods:
-    """Direct-method handlers; long work is left in ``self.action`` for the main loop."""
+def _check(name, value):
+    spec = _DESIRED[name]
+    if spec[3] is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if not isinstance(value, int) or isinstance(value, bool) or not spec[1] <= value <= spec[2]:
+        return "must be a whole number in %d..%d" % (spec[1], spec[2])
+    return None
 
-    def __init__(self, app):
-        self.app = app
-        self.action = None  # (name, argument) the main loop runs next
 
-    def register(self, client):
-        client.on_method("reboot", self.reboot)
-        client.on_method("factoryReset", self.factory_reset)
-        client.on_method("firmwareUpdate", self.firmware_update)
-        client.on_method("uploadFile", self.upload_file)
+def load_settings(cfg):
+    """The values desired properties control: config.json's, then settings.json's over them."""
+    values = {}
+    saved = store.read_json(SETTINGS, {})
+    for name in _DESIRED:
+        values[name] = _default(cfg, name)
+        if isinstance(saved, dict) and name in saved and _check(name, saved[name]) is None:
+            values[name] = saved[name]
+    return values
 
-    def _busy(self):
-        return self.action is not None
 
-    def reboot(self, payload):
-        if self._busy():
-            return 409, {"message": "busy with " + self.action[0]}
+def on_desired(app, desired, version):
+    """Apply the names the app knows in ``desired`` to ``app.values``, save them and
+    acknowledge each in reported properties."""
+    values = app.values
+    acks = {}
+    changed = False
+    for name in _DESIRED:
+        if name not in desired:
+            continue
+        value = desired[name]
+        if value is None:
+            values[name] = _default(app.cfg, name)
+            acks[name] = {"value": values[name], "ac": 200, "av": version, "ad": "default restored"}
+            changed = True
+            continue
+        problem = _check(name, value)
+        if problem:
+            acks[name] = {"value": values[name], "ac": 400, "av": version, "ad": problem}
+        else:
+            values[name] = value
+            acks[name] = {"value": value, "ac": 200, "av": version, "ad": "applied"}
+            changed = True
+    if changed:
+        store.write_json(SETTINGS, values)
+    if acks:
+        app.led.enabled = values["ledEnabled"]
+        app.led.set(app.client.is_connected())
+        app.report(acks)
+        emit("desired", {"version": version, "applied": values})
+        if "telemetryInterval" in acks:
+            app.next_telemetry = time.ticks_add(time.ticks_ms(), values["telemetryInterval"] * 1000)
+
+
+# ---------------------------------------------------------------------- the facts report
+def report_facts(app):
+    if not app.fw_reported:
+        from iothub import transient
+
+        transient("app.fwstatus").first_report(app)
+        app.fw_reported = True
+    from app import wifi
+
+    gc.collect()
+    link = wifi.info(app.wlan)
+    link["hubConnects"] = app.client.connects
+    app.report({
+        "app": {"version": VERSION, "firmware": app.firmware, "board": app.board.get("name", "unknown")},
+        "device": {"freeHeap": gc.mem_free(), "resetCause": app.cause, "bootCount": app.boot,
+                   "lastBoot": app.boot_time},
+        # Top level, as the device-management reference queries it: properties.reported.connectivity.type
+        "connectivity": link,
+        "queue": {"pending": len(app.telemetry.ring), "dropped": app.telemetry.dropped()},
+    })
+    app.report_due = False
+    app.next_report = time.ticks_add(time.ticks_ms(), app.values["reportInterval"] * 1000)
+
+
+# ---------------------------------------------------------------------- direct methods
+def method(app, name, payload):
+    """Answer direct method ``name``: ``(status, payload)``. Long work is left in
+    ``app.action`` for the main loop, and another long method is answered 409 until it is done."""
+    if name not in ("reboot", "factoryReset", "firmwareUpdate", "uploadFile"):
+        return 404, {"message": "unknown method: " + name}
+    if app.action is not None:
+        return 409, {"message": "busy with " + app.action[0]}
+    answer = (200, {"resetting": True})
+    arg = None
+    if name == "reboot":
         when = iso_now()
-        self.app.report({"iothubDM": {"reboot": {"lastReboot": when}}})
-        self.action = ("reboot", None)
-        emit("method", {"name": "reboot"})
-        return 200, {"rebooting": True, "lastReboot": when}
+        app.report({"iothubDM": {"reboot": {"lastReboot": when}}})
+        answer = (200, {"rebooting": True, "lastReboot": when})
+    elif name == "firmwareUpdate":
+        from iothub import transient
 
-    def factory_reset(self, payload):
-        if self._busy():
-            return 409, {"message": "busy with " + self.action[0]}
-        self.action = ("factoryReset", None)
-        emit("method", {"name": "factoryReset"})
-        return 200, {"resetting": True}
-
-    def firmware_update(self, payload):
-        if self._busy():
-            return 409, {"message": "busy with " + self.action[0]}
-        from app.fwupdate import UpdateError, parse_request
-
+        fwupdate = transient("app.fwupdate")
         try:
-            parse_request(payload)
-        except UpdateError as e:
+            fwupdate.parse_request(payload)
+        except fwupdate.UpdateError as e:
             return 400, {"message": str(e)}
-        self.action = ("firmwareUpdate", payload)
-        emit("method", {"name": "firmwareUpdate"})
-        return 202, {"status": "accepted"}
-
-    def upload_file(self, payload):
-        if self._busy():
-            return 409, {"message": "busy with " + self.action[0]}
+        arg = payload
+        answer = (202, {"status": "accepted"})
+    elif name == "uploadFile":
         if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
             return 400, {"message": "payload must be {path[, blobName]}"}
         path = payload["path"]
@@ -156,9 +176,11 @@ class Methods:
             size = os.stat(path)[6]
         except OSError:
             return 404, {"message": "no such file: " + path[:64]}
-        self.action = ("uploadFile", (path, blob))
-        emit("method", {"name": "uploadFile"})
-        return 202, {"status": "accepted", "bytes": size}
+        arg = (path, blob)
+        answer = (202, {"status": "accepted", "bytes": size})
+    app.action = (name, arg)
+    emit("method", {"name": name})
+    return answer
 
 
 def wipe_for_factory_reset():

@@ -58,7 +58,9 @@ def parse_request(payload):
 
 
 def _split_url(url):
-    from iothub.net import split_host_port
+    from iothub import transient
+
+    split_host_port = transient("iothub.net").split_host_port
 
     rest = url[8:]
     slash = rest.find("/")
@@ -76,8 +78,10 @@ def download(url, ca, chunk, feed=None, timeout=30):
     import gc
 
     gc.collect()  # before the imports and the buffer: both need the heap in one piece (see upload_file)
+    from iothub import transient
     from iothub.http import HTTPConnection
-    from iothub.net import tls_context
+
+    tls_context = transient("iothub.net").tls_context
 
     host, port, path = _split_url(url)
     conn = HTTPConnection(host, port, tls_context(ca), timeout)

@@ -116,7 +116,7 @@ def setup(app, reserved=None):
     config = transient("app.config")
     app.led = ledmod.Led(app.board)
     from app import store
-    from app.device_mgmt import iso_now, reset_cause_name
+    device_mgmt = transient("app.device_mgmt")
 
     cfg = wait_for_config(config, app.led)
     app.cfg = cfg
@@ -128,9 +128,9 @@ def setup(app, reserved=None):
     sync_clock(app.led)
     if "dps" in cfg:  # before the watchdog: a DPS that keeps the board waiting must not reset it
         cfg["connection_string"] = provisioned(cfg, config, app.led)
-    app.boot_time = iso_now()
+    app.boot_time = device_mgmt.iso_now()
     app.firmware = _firmware_name()
-    app.cause = reset_cause_name()
+    app.cause = device_mgmt.reset_cause_name()
     store.write_json("state.json", {"boots": app.boot, "lastBoot": app.boot_time})
     if cfg["watchdog_ms"]:
         try:
@@ -158,19 +158,17 @@ def setup(app, reserved=None):
         clock=app.clock,
         log=_log,
     )
-    from app.device_mgmt import Methods, Settings
     from app.offline_queue import FlashQueue
     from app.sensors import Sensors
     from app.telemetry import Telemetry
 
-    app.settings = Settings(cfg)
-    app.led.enabled = app.settings.values["ledEnabled"]
+    app.values = device_mgmt.load_settings(cfg)
+    app.led.enabled = app.values["ledEnabled"]
     app.sensors = Sensors(app.board)
     app.client = client
     ring = FlashQueue("queue.bin", cfg["queue_slots"], cfg["queue_slot_bytes"])
     app.telemetry = Telemetry(client, ring, app.boot)
-    app.methods = Methods(app)
-    app.methods.register(client)
+    client.on_method(None, app.on_method)
     client.on_desired(app.on_desired)
     client.on_connection(app.on_connection)
     client.on_c2d(app.on_c2d)
