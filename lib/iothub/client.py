@@ -156,9 +156,11 @@ class IoTHubClient(Session):
         # keep: the body stays with the request until its answer (a reported patch sent again
         # after a reconnect is what was sent, whatever the application did to its dict since).
         rid = self._pending.add(kind, cb, self._clock.ticks_ms(), self._req_timeout, body if keep else None)
-        topics = transient("iothub.topics")
+        # topics.twin_get_topic / twin_patch_topic, spelt out: a rid is digits, so nothing to
+        # quote, and a reported patch (the facts report, an acknowledgement) loads no module.
+        topic = "$iothub/twin/GET/?$rid=" if kind == _GET else "$iothub/twin/PATCH/properties/reported/?$rid="
         try:
-            self._mqtt.publish((topics.twin_get_topic if kind == _GET else topics.twin_patch_topic)(rid), body, False, 0)
+            self._mqtt.publish(topic + rid, body, False, 0)
         except Exception:
             self._pending.pop(rid)
             raise

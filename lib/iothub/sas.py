@@ -8,18 +8,18 @@ import hashlib
 
 from iothub import transient
 
-# URL encoding lives with the property bags (iothub.topics). Like this module, which is loaded
-# only to make a token, that module is loaded only while it is used (iothub.transient): these
-# names keep it for as long as this module lives, and sys.modules does not keep it at all.
-_topics = transient("iothub.topics")
-quote, unquote = _topics.quote, _topics.unquote  # sas.quote is part of the API
-
 try:
     import binascii
 except ImportError:  # pragma: no cover
     import ubinascii as binascii
 
 _BLOCK = 64  # SHA-256 block size in bytes (RFC 2104: B)
+
+# URL encoding lives with the property bags (iothub.topics). Like this module, which is loaded
+# only to make a token, that module is loaded only while it is used (iothub.transient): these
+# names keep it for as long as this module lives, and sys.modules does not keep it at all.
+_topics = transient("iothub.topics")
+quote, unquote = _topics.quote, _topics.unquote  # sas.quote is part of the API
 
 
 def hmac_sha256(key, msg):

@@ -343,12 +343,13 @@ class Session:
             self._mqtt = m
             m.connect(False)
             connecting = False
-            topics = transient("iothub.topics")
+            # topics.c2d_sub, METHODS_SUB, TWIN_RES_SUB, TWIN_DESIRED_SUB, spelt out: a connect,
+            # where the heap is tightest, then loads no module for them.
             if not self.module_id:
-                m.subscribe(topics.c2d_sub(self.device_id), 1)
-            m.subscribe(topics.METHODS_SUB, 0)
-            m.subscribe(topics.TWIN_RES_SUB, 0)
-            m.subscribe(topics.TWIN_DESIRED_SUB, 0)
+                m.subscribe("devices/" + self.device_id + "/messages/devicebound/#", 1)
+            m.subscribe("$iothub/methods/POST/#", 0)
+            m.subscribe("$iothub/twin/res/#", 0)
+            m.subscribe("$iothub/twin/PATCH/properties/desired/#", 0)
         except Exception as e:
             self._mqtt = None
             if m is not None:

@@ -11,7 +11,7 @@ writes it. System properties use their wire names: ``$.mid`` (message id),
 
 from iothub.errors import ProtocolError
 
-_HEX = "0123456789ABCDEF"
+_HEX = b"0123456789ABCDEF"
 # Unreserved characters of RFC 3986: what urllib.parse.quote(s, safe="") leaves as is.
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
@@ -24,13 +24,23 @@ def quote(text, safe=""):
             break
     else:
         return text if isinstance(text, str) else data.decode()
-    out = []
+    # One block of the exact length, not a list of one-character strings: a token's resource
+    # made a 512-byte list at every connect, where the heap is tightest.
+    n = 0
+    for b in data:
+        n += 1 if b in _UNRESERVED or chr(b) in safe else 3
+    out = bytearray(n)
+    i = 0
     for b in data:
         if b in _UNRESERVED or chr(b) in safe:
-            out.append(chr(b))
+            out[i] = b
+            i += 1
         else:
-            out.append("%" + _HEX[b >> 4] + _HEX[b & 15])
-    return "".join(out)
+            out[i] = 0x25  # '%'
+            out[i + 1] = _HEX[b >> 4]
+            out[i + 2] = _HEX[b & 15]
+            i += 3
+    return str(out, "utf-8")
 
 
 def unquote(text):

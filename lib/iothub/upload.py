@@ -17,11 +17,14 @@ Memory does not grow with the file size: nothing per block is kept (block ids ar
 import json
 import os
 
-from iothub import blocks, retry
+from iothub import blocks, retry, transient
 from iothub.errors import ConfigError, HTTPError, ProtocolError
 from iothub.http import HTTPConnection
-from iothub.net import split_host_port, tls_context
-from iothub.topics import quote
+
+# Held by this module's names, not by sys.modules: the loop reaches them with iothub.transient.
+_net = transient("iothub.net")
+split_host_port, tls_context = _net.split_host_port, _net.tls_context
+quote = transient("iothub.topics").quote
 
 API_VERSION = "2021-04-12"
 _NETWORK = -1  # "status" of an attempt that failed on the network
