@@ -8,6 +8,7 @@ import time
 import machine
 
 from app.events import emit
+from iothub import transient
 
 
 def run(app):
@@ -15,14 +16,10 @@ def run(app):
     if name == "reboot":
         _reset(app, "reboot")
     elif name == "factoryReset":
-        from app.device_mgmt import wipe_for_factory_reset
-
-        wipe_for_factory_reset()
+        transient("app.device_mgmt").wipe_for_factory_reset()
         emit("factory_reset", {})
         _reset(app, "factoryReset")
     elif name == "firmwareUpdate":
-        from iothub import transient
-
         gc.collect()
         fwstatus = transient("app.fwstatus")
         fwupdate = transient("app.fwupdate")

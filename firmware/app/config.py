@@ -29,7 +29,10 @@ place it holds no heap between those.
 import json
 import os
 
-from app.store import read_json, write_json
+from iothub import transient
+
+_store = transient("app.store")  # held by this module only, like this module by its importer
+read_json, write_json = _store.read_json, _store.write_json
 
 CONFIG = "config.json"
 IDENTITY = ("wifi", "connection_string", "dps", "ca_file")
@@ -78,8 +81,6 @@ def load():
         return None, "config.json: connection_string (or dps) is missing"
     else:
         try:
-            from iothub import transient
-
             transient("iothub.connstr").parse(cs)
         except Exception as e:  # the parser's errors name the field, never the key
             return None, "config.json: connection_string: " + str(e)

@@ -30,9 +30,12 @@ import gc
 import os
 import time
 
-from app import store
 from app.events import emit
-from app.version import VERSION
+from iothub import transient
+
+# Held by this module only (it is itself imported with transient): none stays in sys.modules.
+store = transient("app.store")
+VERSION = transient("app.version").VERSION
 
 SETTINGS = "settings.json"
 # name -> (config.json key or None, low, high, kind)
@@ -120,14 +123,10 @@ def on_desired(app, desired, version):
 # ---------------------------------------------------------------------- the facts report
 def report_facts(app):
     if not app.fw_reported:
-        from iothub import transient
-
         transient("app.fwstatus").first_report(app)
         app.fw_reported = True
-    from app import wifi
-
     gc.collect()
-    link = wifi.info(app.wlan)
+    link = transient("app.wifi").info(app.wlan)
     link["hubConnects"] = app.client.connects
     app.report({
         "app": {"version": VERSION, "firmware": app.firmware, "board": app.board.get("name", "unknown")},
@@ -156,8 +155,6 @@ def method(app, name, payload):
         app.report({"iothubDM": {"reboot": {"lastReboot": when}}})
         answer = (200, {"rebooting": True, "lastReboot": when})
     elif name == "firmwareUpdate":
-        from iothub import transient
-
         fwupdate = transient("app.fwupdate")
         try:
             fwupdate.parse_request(payload)
@@ -185,8 +182,6 @@ def method(app, name, payload):
 
 def wipe_for_factory_reset():
     """Forget everything but identity: settings, the offline queue, boot state, staged updates."""
-    from iothub import transient
-
     transient("app.config").factory_reset()
     for name in (SETTINGS, "queue.bin", "state.json", "fw.part"):
         store.remove(name)

@@ -4,7 +4,9 @@ update. Its own small module so that reporting once after the first connect does
 the whole of ``app.startup``."""
 
 from app.events import emit
-from app.version import VERSION
+from iothub import transient
+
+VERSION = transient("app.version").VERSION
 
 
 def first_report(app):
@@ -19,8 +21,6 @@ def first_report(app):
 
         def done(status, version):
             if status in (200, 204):
-                from iothub import transient
-
                 transient("fwguard").save({})
     elif state.get("pending"):
         if state["pending"] != VERSION:
@@ -29,8 +29,6 @@ def first_report(app):
 
         def done(status, version):
             if status in (200, 204):
-                from iothub import transient
-
                 transient("fwguard").confirm()
                 emit("fw_confirmed", {"version": VERSION})
     app.report({"firmware": fw, "iothubDM": {"reboot": {"lastReboot": app.boot_time}}}, done)

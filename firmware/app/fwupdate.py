@@ -26,6 +26,7 @@ import json
 import os
 
 import fwguard
+from iothub import transient
 
 PACKAGE = "fw.part"
 STAGE = "app.new"
@@ -58,8 +59,6 @@ def parse_request(payload):
 
 
 def _split_url(url):
-    from iothub import transient
-
     split_host_port = transient("iothub.net").split_host_port
 
     rest = url[8:]
@@ -78,7 +77,6 @@ def download(url, ca, chunk, feed=None, timeout=30):
     import gc
 
     gc.collect()  # before the imports and the buffer: both need the heap in one piece (see upload_file)
-    from iothub import transient
     from iothub.http import HTTPConnection
 
     tls_context = transient("iothub.net").tls_context
@@ -187,7 +185,7 @@ def run(payload, ca, chunk, report, feed=None):
     """The whole update up to the switch. ``report(status, substatus, pending)`` publishes
     progress. True: switched, the caller reports ``rebooting`` and resets. False: error reported,
     nothing changed."""
-    from app.version import VERSION
+    VERSION = transient("app.version").VERSION
 
     # The download and unpack buffer: at most 2 KB whatever the profile's chunk. Its speed does
     # not depend on it, and a bigger block may not exist in one piece on a fragmented heap (8 KB

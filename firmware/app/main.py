@@ -45,10 +45,9 @@ class App:
         # reserve): start-up's code and the config it parses come and go after them, leaving the
         # heap free in pieces, and MicroPython's GC does not compact. Taken later, an ESP8266
         # found no 2 KB block in 14 KB of free heap.
-        from app import store
         from iothub.session import reserve
 
-        board = store.read_json("board.json", {})
+        board = transient("app.store").read_json("board.json", {})
         self.board = board if isinstance(board, dict) else {}
         reserved = reserve(self.board.get("mqtt_buffer", 2048))
         # The loop's library modules next, for the same reason: their tables (MQTTClient's is a

@@ -10,10 +10,15 @@ import machine
 
 from app import led as ledmod
 from app.events import emit
-from app.version import VERSION
+from iothub import transient
+
+VERSION = transient("app.version").VERSION
 
 RETRY_MS = 5000  # between attempts at config, Wi-Fi and a hub that refused or failed
 MAX_INFLIGHT = 4  # telemetry published and not yet acknowledged
+# What the loop keeps of config.json (app.cfg): Wi-Fi for a reconnect, the CA for a firmware
+# update, the intervals a desired null restores.
+KEPT = ("wifi", "ca_file", "telemetry_interval", "report_interval")
 
 
 def _log(level, text):
@@ -32,8 +37,7 @@ def wait_for_config(config, led):
 
 
 def wait_for_wifi(cfg, led):
-    from app import wifi
-
+    wifi = transient("app.wifi")
     while True:
         wlan = wifi.connect(cfg["wifi"]["ssid"], cfg["wifi"].get("password", ""))
         if wlan is not None:
@@ -66,8 +70,6 @@ def provisioned(cfg, config, led):
     """A config with ``dps`` instead of a connection string: the hub connection string DPS
     assigns (dps.json keeps it: a reboot asks DPS nothing). Until DPS answers: blink, wait, ask
     again; a refusal too (the enrollment may be made later)."""
-    from iothub import transient
-
     provision = transient("iothub.provision")
     dps = cfg["dps"]
     key = dps.get("symmetric_key") or provision.derive_key(dps["group_key"], dps["registration_id"])
@@ -111,11 +113,9 @@ def setup(app, reserved=None):
     """Fill in ``app`` (``app.board`` read): what the loop needs, the client registered with its
     callbacks; ``reserved``: the session's blocks, taken by ``App.setup`` before this module was
     loaded (``iothub.session.reserve``)."""
-    from iothub import transient
-
     config = transient("app.config")
     app.led = ledmod.Led(app.board)
-    from app import store
+    store = transient("app.store")
     device_mgmt = transient("app.device_mgmt")
 
     cfg = wait_for_config(config, app.led)
@@ -137,6 +137,18 @@ def setup(app, reserved=None):
             app.wdt = machine.WDT(timeout=cfg["watchdog_ms"])
         except TypeError:  # ESP8266: fixed timeout
             app.wdt = machine.WDT()
+    app.values = device_mgmt.load_settings(cfg)
+    app.led.enabled = app.values["ledEnabled"]
+    ca = config.read_ca(cfg)
+    cs, port, queue = cfg["connection_string"], cfg["mqtt_port"], (cfg["queue_slots"], cfg["queue_slot_bytes"])
+    backoff = (cfg["reconnect_min_ms"], cfg["reconnect_max_ms"], cfg["reconnect_jitter_ms"])
+    # The loop and a method's work read only these later. The rest of the config, and the
+    # modules that parsed and applied it, go before the client is built: that is start-up's
+    # peak, and where an ESP8266 runs out of heap first.
+    app.cfg = {}
+    for name in KEPT:
+        app.cfg[name] = cfg[name]
+    cfg = config = device_mgmt = None
     gc.collect()
     # The client, its largest blocks taken at boot (App.setup). Built here, after Wi-Fi, the
     # clock and the state files: built before them (900 B less heap in place on an ESP8266), an
@@ -146,27 +158,26 @@ def setup(app, reserved=None):
 
     app.clock = SystemClock()
     client = IoTHubClient(
-        cfg["connection_string"],
-        ca=config.read_ca(cfg),
-        port=cfg["mqtt_port"],
+        cs,
+        ca=ca,
+        port=port,
         queue_len=8,
         max_inflight=MAX_INFLIGHT,
         reserved=reserved,
-        min_backoff_ms=cfg["reconnect_min_ms"],
-        max_backoff_ms=cfg["reconnect_max_ms"],
-        jitter_ms=cfg["reconnect_jitter_ms"],
+        min_backoff_ms=backoff[0],
+        max_backoff_ms=backoff[1],
+        jitter_ms=backoff[2],
         clock=app.clock,
         log=_log,
     )
+    ca = cs = None
     from app.offline_queue import FlashQueue
     from app.sensors import Sensors
     from app.telemetry import Telemetry
 
-    app.values = device_mgmt.load_settings(cfg)
-    app.led.enabled = app.values["ledEnabled"]
     app.sensors = Sensors(app.board)
     app.client = client
-    ring = FlashQueue("queue.bin", cfg["queue_slots"], cfg["queue_slot_bytes"])
+    ring = FlashQueue("queue.bin", queue[0], queue[1])
     app.telemetry = Telemetry(client, ring, app.boot)
     client.on_method(None, app.on_method)
     client.on_desired(app.on_desired)

@@ -15,11 +15,13 @@ from localhub.testing import HubProcess
 
 pytestmark = pytest.mark.unix
 
-# Measured 2026-12-04 (1 KB bisection, side by side): 67,200 B passes, against 72,320 B before
-# desired patches, methods, the facts report, inbound dispatch, topics, twin and net stopped
-# being resident (71,168 B on 2026-12-03, 74,240 B before iothub.session.reserve). Runs have
-# differed by up to 2 KB.
-IN_PLACE_FREE_HEAP = 69 * 1024
+# Measured 2026-12-04, 1 KB bisection side by side, each board on three hubs (a hub's loopback
+# address changes the strings' lengths, and with them the heap's layout: one board's figure moved
+# by up to 2.6 KB from hub to hub): 62,080 / 64,640 / 62,080 B, against 72,320 B before desired
+# patches, methods, the facts report, inbound dispatch, topics, twin, net, the store and Wi-Fi
+# modules stopped being resident and start-up let go of its config before building the client
+# (71,168 B on 2026-12-03, 74,240 B before iothub.session.reserve).
+IN_PLACE_FREE_HEAP = 67 * 1024
 
 
 def test_the_esp8266_firmware_runs_in_place_within_the_ratchet(tmp_path):
@@ -86,9 +88,9 @@ def test_the_firmware_in_place_releases_what_runs_once(tmp_path):
         loaded = set(lines["@loaded"].split())
         assert lines["@connected"] == "True"
         assert {"app.main", "app.telemetry", "iothub.client", "iothub.mqtt", "iothub.session"} <= loaded
-        assert not loaded & {"app.config", "app.startup", "app.fwstatus", "app.device_mgmt", "fwguard",
-                             "iothub.connstr", "iothub.sas", "iothub.retry", "iothub.topics", "iothub.inbound",
-                             "iothub.twin"}
+        assert not loaded & {"app.config", "app.startup", "app.fwstatus", "app.device_mgmt", "app.store",
+                             "app.wifi", "app.version", "fwguard", "iothub.connstr", "iothub.sas", "iothub.retry",
+                             "iothub.topics", "iothub.inbound", "iothub.twin", "iothub.net"}
         assert hub.wait_telemetry("in-place-rounds", 1)
 
 
