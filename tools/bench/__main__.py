@@ -5,7 +5,7 @@ written to `bench-results.json`:
   heap per phase, the smallest -X heapsize each needs, from .mpy files and in place from a ROMFS
   image, and 1 MB upload time over mbedTLS with and without Nagle (bench.unixagent);
 - the whole firmware as an ESP8266 on the unix port: the smallest free heap it runs in, from
-  files and in place (bench.unixapp);
+  files and in place (the median over three hubs: bench.unixapp);
 - size of every compiled .mpy per board architecture;
 - telemetry messages/s and upload MB/s of the agent against azure-iot-device on one hub
   (bench.throughput);
@@ -150,7 +150,8 @@ def unix_app(hub: Any, work: Path, umqtt_in_place: int) -> dict[str, Any]:
     print(f"\nThe whole firmware as an {result['board']} on the unix port (64-bit): smallest free heap to boot, "
           f"connect and deliver telemetry")
     print(f"  from .mpy files {result['files']['smallest_free_heap']} B, in place from ROMFS "
-          f"{in_place} B ({result['ratio_in_place_over_files']:.2f}x)")
+          f"{in_place} B ({result['ratio_in_place_over_files']:.2f}x; the median of "
+          f"{', '.join(str(v) for v in result['in_place']['per_hub'])} on {len(result['in_place']['per_hub'])} hubs)")
     print(f"  in place over umqtt.simple's floor in place on the same basis ({umqtt_in_place} B): "
           f"{result['ratio_in_place_over_umqtt']:.2f}x (goal 2x); the profile's agent_heap_budget x "
           f"{result['word_scale']} is {result['agent_heap_budget_64bit']} B "
