@@ -11,7 +11,7 @@ status 0.
 import json
 
 from iothub import transient
-from iothub.errors import NotConnected, ProtocolError
+from iothub.errors import ConfigError, NotConnected, ProtocolError
 from iothub.pending import Pending
 from iothub.session import (  # noqa: F401 - the names an application imports from here
     CONNECTED,
@@ -101,6 +101,7 @@ class IoTHubClient(Session):
         self._c2d_cb = None
         self._desired_cb = None
         self._methods = {}
+        self._resync = False  # a message was dropped for want of heap: fetch the twin again
 
     # ------------------------------------------------------------------ registration
     def on_c2d(self, cb):
@@ -124,11 +125,23 @@ class IoTHubClient(Session):
     def poll(self):
         """The session's ``poll()``, then twin requests past their deadline hear status 0."""
         super().poll()
+        if self._resync and self.is_connected():
+            # Collected since: the desired patch that may have been lost comes back with the
+            # whole twin, applied only if newer. Still short of heap, or eight requests already
+            # waiting: tried again at the next poll.
+            try:
+                self._request(_GET, None, b"")
+                self._resync = False
+            except (OSError, ProtocolError) as e:
+                self._lost(e)
+            except (MemoryError, ConfigError):
+                pass
         for rid, kind, cb in self._pending.expired(self._clock.ticks_ms()):
             self._log(WARNING, "twin request %s timed out" % rid)
             transient("iothub.inbound").finish(self, kind, cb, 0, None, None)
 
     def _on_up(self):
+        self._resync = False  # the GET below (or no desired callback) covers it
         if self._desired_cb is not None:
             self._request(_GET, None, b"")
         if self._reported is not None:
@@ -212,7 +225,12 @@ class IoTHubClient(Session):
             transient("iothub.inbound").dispatch(self, topic, msg)
         except OSError:
             raise  # the link: the transport's caller reconnects
-        except Exception as e:  # malformed, too big for the heap (MemoryError), too deep: dropped
+        except MemoryError as e:
+            # No block for what taking it in needs, in a fragmented heap. Dropped, but if it
+            # was a desired patch it must not stay lost: the next poll fetches the twin.
+            self._resync = self._desired_cb is not None
+            self._log(WARNING, "message dropped, heap short: %r" % (e,))
+        except Exception as e:  # malformed or too deep: dropped
             self._log(WARNING, "malformed message dropped: %r" % (e,))
 
     # ------------------------------------------------------------------ file upload

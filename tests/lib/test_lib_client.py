@@ -127,6 +127,43 @@ def test_twin_versions_stale_patches_ignored(env):
     assert c.desired() == {"mode": "eco"} and c.twin_version() == 6
 
 
+def test_a_desired_patch_dropped_for_want_of_heap_comes_back_with_the_twin(env, monkeypatch):
+    """MemoryError while a message is taken in (a fragmented board heap: no block for the JSON
+    parse) drops that message, but a desired patch must not stay lost: the next poll fetches
+    the whole twin and applies it if newer. poll() itself raises nothing."""
+    from iothub import inbound
+
+    clock, hub, make, logs = env
+    c = make()
+    seen = []
+    c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
+    hub.twin = {"desired": {"rate": 5, "$version": 5}, "reported": {"$version": 1}}
+    c.connect()
+    c.poll()
+    assert seen == [({"rate": 5}, 5, True)]
+    gets = len(hub.published_on("$iothub/twin/GET/"))
+    real_loads = inbound.json.loads
+    short = [True]
+
+    def loads(text):
+        if short:
+            short.pop()
+            raise MemoryError("memory allocation failed, allocating 368 bytes")
+        return real_loads(text)
+
+    monkeypatch.setattr(inbound.json, "loads", loads)
+    hub.twin = {"desired": {"rate": 9, "$version": 6}, "reported": {"$version": 1}}
+    hub.deliver("$iothub/twin/PATCH/properties/desired/?$version=6", b'{"rate": 9, "$version": 6}')
+    c.poll()  # the patch is dropped; the twin GET follows at once, in the same poll
+    c.poll()
+    assert any("heap short" in line for line in logs)
+    assert len(hub.published_on("$iothub/twin/GET/")) == gets + 1
+    assert seen[1:] == [({"rate": 9}, 6, True)]
+    assert c.desired() == {"rate": 9} and c.twin_version() == 6
+    c.poll()
+    assert len(hub.published_on("$iothub/twin/GET/")) == gets + 1  # once, not at every poll
+
+
 def test_get_twin_blocking_and_timeout(env):
     clock, hub, make, _ = env
     c = make(request_timeout_ms=2000)
