@@ -114,7 +114,8 @@ def setup(app, reserved=None):
     callbacks; ``reserved``: the session's blocks, taken by ``App.setup`` before this module was
     loaded (``iothub.session.reserve``)."""
     config = transient("app.config")
-    app.led = ledmod.Led(app.board)
+    ledmod.setup(app.board)
+    app.led = ledmod
     store = transient("app.store")
     device_mgmt = transient("app.device_mgmt")
 
@@ -172,10 +173,11 @@ def setup(app, reserved=None):
     )
     ca = cs = None
     from app.offline_queue import FlashQueue
-    from app.sensors import Sensors
+    from app import sensors
     from app.telemetry import Telemetry
 
-    app.sensors = Sensors(app.board)
+    sensors.setup(app.board)
+    app.sensors = sensors
     app.client = client
     ring = FlashQueue("queue.bin", queue[0], queue[1])
     app.telemetry = Telemetry(client, ring, app.boot)
