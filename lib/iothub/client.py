@@ -226,10 +226,13 @@ class IoTHubClient(Session):
         except OSError:
             raise  # the link: the transport's caller reconnects
         except MemoryError as e:
-            # No block for what taking it in needs, in a fragmented heap. Dropped, but if it
-            # was a desired patch it must not stay lost: the next poll fetches the twin.
+            # No block for what taking it in needs, in a fragmented heap. Not lost: a C2D
+            # message (QoS 1, the only kind on devices/...) goes unacknowledged, so the hub sends
+            # it again on the next connection; if it was a desired patch, the next poll fetches
+            # the whole twin.
             self._resync = self._desired_cb is not None
-            self._log(WARNING, "message dropped, heap short: %r" % (e,))
+            self._log(WARNING, "message not taken in, heap short: %r" % (e,))
+            return not topic.startswith(b"devices/" if isinstance(topic, (bytes, bytearray)) else "devices/")
         except Exception as e:  # malformed or too deep: dropped
             self._log(WARNING, "malformed message dropped: %r" % (e,))
 

@@ -14,6 +14,9 @@ either. What differs inside:
 - A PUBLISH larger than the buffer is read through and dropped (acknowledged if QoS 1, so the hub
   does not redeliver it forever) and counted in ``oversize_drops``; the callback given to
   ``set_oversize_callback`` hears of it.
+- A callback that returns ``False`` leaves a QoS 1 PUBLISH unacknowledged (``umqtt.simple``
+  ignores what it returns): the server sends it again on the next connection, as IoT Hub does
+  for a cloud-to-device message. ``iothub.client`` does so when it had no heap to take one in.
 
 Spec references are to MQTT 3.1.1 (OASIS, 2014) sections.
 """
@@ -196,7 +199,8 @@ class MQTTClient:
 
     # ----------------------------------------------------------------- configuration
     def set_callback(self, f):
-        """``f(topic: bytes, msg: bytes)`` for each PUBLISH received (copies: keep them freely)."""
+        """``f(topic: bytes, msg: bytes)`` for each PUBLISH received (copies: keep them freely);
+        ``False`` returned: a QoS 1 one is not acknowledged (the server sends it again later)."""
         self.cb = f
 
     def set_puback_callback(self, f):
@@ -534,9 +538,8 @@ class MQTTClient:
             # Copies: the buffer is reused by the next read, the callback may keep these.
             topic = bytes(self._mv[2 : 2 + tl])
             msg = bytes(self._mv[end:rl])
-            if self.cb:
-                self.cb(topic, msg)
-            if qos:
+            taken = self.cb(topic, msg) if self.cb else None
+            if qos and taken is not False:
                 self._puback(pid)
             return t
         if flags:

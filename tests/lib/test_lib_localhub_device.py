@@ -68,6 +68,43 @@ def test_telemetry_and_c2d(hub, device):
     assert got[0][0] == b"hello" and got[0][1]["k"] == "v"
 
 
+def test_a_c2d_message_the_heap_could_not_take_in_comes_again_on_the_next_connection(hub, device, monkeypatch):
+    """MemoryError while a C2D message is taken in (a fragmented board heap): it is not
+    acknowledged, so the hub, holding it, sends it again when the device next connects; the
+    application hears it once, and the session was not torn down for it."""
+    from iothub import inbound
+
+    logs = []
+    c = device(log=lambda level, text: logs.append(text), log_level=4)
+    got = []
+    c.on_c2d(lambda body, props: got.append(body))
+    c.connect()
+    real = inbound.dispatch
+    short = [True]
+
+    def dispatch(client, topic, msg):
+        if short and topic.startswith(b"devices/"):
+            short.pop()
+            raise MemoryError("memory allocation failed, allocating 336 bytes")
+        return real(client, topic, msg)
+
+    monkeypatch.setattr(inbound, "dispatch", dispatch)
+    hub.send_c2d(device.name, "kept", {"k": "v"})
+    poll_until(c, lambda: not short)
+    c.poll()
+    assert got == [] and c.is_connected() and c.connects == 1
+    assert any("heap short" in line for line in logs)
+    c.disconnect()
+    c.connect()
+    poll_until(c, lambda: got)
+    assert got == [b"kept"]
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        c.poll()
+        time.sleep(0.01)
+    assert got == [b"kept"]  # acknowledged this time: not sent a third time
+
+
 def test_direct_methods(hub, device):
     c = device()
 

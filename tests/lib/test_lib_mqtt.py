@@ -162,6 +162,19 @@ def test_publish_split_across_several_reads():
     assert sock.take_sent() == bytes.fromhex("40020007")  # PUBACK with the same id
 
 
+def test_a_callback_returning_false_leaves_a_qos1_publish_unacknowledged():
+    c, sock = connected()
+    answers = [False, None]
+    c.set_callback(lambda t, m: answers.pop(0))
+    packet = bytes.fromhex("320c" "0003612f62" "0007" "68656c6c6f")  # QoS 1 "a/b" pid 7 "hello"
+    sock.feed(packet)
+    assert c.check_msg() == 0x30
+    assert sock.take_sent() == b""  # not taken: the server sends it again on the next connection
+    sock.feed(packet)
+    assert c.check_msg() == 0x30
+    assert sock.take_sent() == bytes.fromhex("40020007")  # anything but False: acknowledged
+
+
 def test_the_receive_buffer_is_lent_only_between_packets_and_nothing_is_read_meanwhile():
     c, sock = connected()
     got = []
