@@ -1,6 +1,7 @@
 """The API an application writes against: ``IoTHubClient``, the session of ``iothub.session``
-(connect, renewal, keepalive, backoff, telemetry window and queue) with inbound dispatch, the
-device twin, direct methods and file upload on top.
+(connect, renewal, keepalive, backoff, telemetry window and queue) with the device twin, direct
+methods and file upload on top. What comes in is handled by ``iothub.inbound``, imported per
+message (``iothub.transient``): run in place, it holds no heap between messages.
 
 After every connect the twin is fetched if a desired-properties callback is set (applied only if
 its ``$version`` is newer) and the reported properties patched while offline are sent. A twin
