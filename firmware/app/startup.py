@@ -174,13 +174,14 @@ def setup(app, reserved=None):
     ca = cs = None
     from app.offline_queue import FlashQueue
     from app import sensors
-    from app.telemetry import Telemetry
+    from app import telemetry
 
     sensors.setup(app.board)
     app.sensors = sensors
     app.client = client
     ring = FlashQueue("queue.bin", queue[0], queue[1])
-    app.telemetry = Telemetry(client, ring, app.boot)
+    telemetry.setup(client, ring, app.boot)
+    app.telemetry = telemetry
     client.on_method(None, app.on_method)
     client.on_desired(app.on_desired)
     client.on_connection(app.on_connection)

@@ -15,44 +15,54 @@ from app.events import emit
 PROPS = (("$.ct", "application/json"), ("$.ce", "utf-8"))
 
 
-class Telemetry:
-    def __init__(self, client, ring, boot):
-        self.client = client
-        self.ring = ring
-        self.boot = boot
-        self.seq = 0
+# One telemetry stream a board: module state rather than a class and its instance, which would
+# cost heap in place for nothing (app.telemetry is this module: app.telemetry.send(...)).
+_client = None
+ring = None  # the flash ring (app.offline_queue.FlashQueue)
+_boot = 0
+seq = 0
 
-    def make(self, readings, unix_time):
-        self.seq += 1
-        record = {"boot": self.boot, "seq": self.seq, "ts": unix_time}
-        record.update(readings)
-        return json.dumps(record).encode()
 
-    def send(self, body):
-        """Send ``body`` now or keep it on flash; returns True if it went out now."""
-        if not len(self.ring) and self.client.can_send_now():
-            if self.client.send_telemetry(body, PROPS):
-                emit("telemetry", {"seq": self.seq, "queued": False})
-                return True
-            return False  # the session lost the link and kept the message in its queue
-        self.ring.push(body)
-        emit("telemetry", {"seq": self.seq, "queued": True, "pending": len(self.ring), "drops": self.ring.drops})
-        return False
+def setup(client, flash_ring, boot):
+    global _client, ring, _boot, seq
+    _client, ring, _boot, seq = client, flash_ring, boot, 0
 
-    def drain(self, limit=4):
-        """Move up to ``limit`` messages from flash to the session; the number moved."""
-        moved = 0
-        while moved < limit and len(self.ring) and self.client.can_send_now():
-            body = self.ring.peek()
-            if body:
-                # Sent, or (link lost during the write) kept at the head of the session's
-                # queue: either way it has left the flash ring, in order.
-                self.client.send_telemetry(body, PROPS)
-            self.ring.pop()
-            moved += 1
-        if moved and not len(self.ring):
-            emit("queue_drained", {"drops": self.ring.drops})
-        return moved
 
-    def dropped(self):
-        return self.ring.drops + self.client.stats()["dropped"]
+def make(readings, unix_time):
+    global seq
+    seq += 1
+    record = {"boot": _boot, "seq": seq, "ts": unix_time}
+    record.update(readings)
+    return json.dumps(record).encode()
+
+
+def send(body):
+    """Send ``body`` now or keep it on flash; returns True if it went out now."""
+    if not len(ring) and _client.can_send_now():
+        if _client.send_telemetry(body, PROPS):
+            emit("telemetry", {"seq": seq, "queued": False})
+            return True
+        return False  # the session lost the link and kept the message in its queue
+    ring.push(body)
+    emit("telemetry", {"seq": seq, "queued": True, "pending": len(ring), "drops": ring.drops})
+    return False
+
+
+def drain(limit=4):
+    """Move up to ``limit`` messages from flash to the session; the number moved."""
+    moved = 0
+    while moved < limit and len(ring) and _client.can_send_now():
+        body = ring.peek()
+        if body:
+            # Sent, or (link lost during the write) kept at the head of the session's
+            # queue: either way it has left the flash ring, in order.
+            _client.send_telemetry(body, PROPS)
+        ring.pop()
+        moved += 1
+    if moved and not len(ring):
+        emit("queue_drained", {"drops": ring.drops})
+    return moved
+
+
+def dropped():
+    return ring.drops + _client.stats()["dropped"]
