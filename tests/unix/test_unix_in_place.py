@@ -21,8 +21,11 @@ pytestmark = pytest.mark.unix
 # patches, methods, the facts report, inbound dispatch, topics, twin, net, the store and Wi-Fi
 # modules stopped being resident and start-up let go of its config before building the client
 # (71,168 B on 2026-12-03, 74,240 B before iothub.session.reserve). make bench, with trial names of
-# one length, 1 KB steps: 62,464 B on each of three hubs, in three runs.
-IN_PLACE_FREE_HEAP = 66 * 1024
+# one length, 1 KB steps: 62,464 B on each of three hubs, in three runs; the same boards bisected
+# from 30-110 KB instead: 67,200-67,840 B. Near the edge, working is not monotonic in the heap's
+# size (fragmentation), so a search's path moves the figure: the ratchet sits above every figure
+# seen, not at the best.
+IN_PLACE_FREE_HEAP = 67 * 1024
 
 
 def test_the_esp8266_firmware_runs_in_place_within_the_ratchet(tmp_path):
