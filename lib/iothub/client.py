@@ -137,9 +137,9 @@ class IoTHubClient(Session):
                 self._lost(e)
             except (MemoryError, ConfigError):
                 pass
-        for rid, kind, cb in self._pending.expired(self._clock.ticks_ms()):
-            self._log(WARNING, "twin request %s timed out" % rid)
-            transient("iothub.inbound").finish(self, kind, cb, 0, None, None)
+        expired = self._pending.expired(self._clock.ticks_ms())
+        if expired:
+            transient("iothub.inbound").give_up(self, expired, "timed out")
 
     def _on_up(self):
         self._resync = False  # the GET below (or no desired callback) covers it
@@ -156,14 +156,19 @@ class IoTHubClient(Session):
         # ones patched while offline on top.
         held, held_cbs = self._reported, self._reported_cbs
         self._reported, self._reported_cbs = None, []
+        again, lost = [], []
         for rid, kind, cb, body in self._pending.clear():
             if kind == _PATCH and body is not None:
-                self._hold_reported(json.loads(body), cb)
+                again.append((json.loads(body), cb))
             else:
-                transient("iothub.inbound").finish(self, kind, cb, 0, None, None)
+                lost.append((rid, kind, cb))
         if held is not None:
-            self._hold_reported(held, None)
-            self._reported_cbs.extend(held_cbs)
+            again.append((held, None))
+        if again:
+            self._hold_reported(again)
+        self._reported_cbs.extend(held_cbs)
+        if lost:
+            transient("iothub.inbound").give_up(self, lost, None)
 
     # ------------------------------------------------------------------ twin
     def _request(self, kind, cb, body, keep=False):
@@ -202,13 +207,16 @@ class IoTHubClient(Session):
                 return self._request(_PATCH, cb, json.dumps(patch), True)
             except (OSError, ProtocolError) as e:
                 self._lost(e)
-        self._hold_reported(patch, cb)
+        self._hold_reported(((patch, cb),))
         return None
 
-    def _hold_reported(self, patch, cb):
-        self._reported = transient("iothub.twin").combine_patches(self._reported or {}, patch)
-        if cb is not None:
-            self._reported_cbs.append(cb)
+    def _hold_reported(self, patches):
+        # (patch, callback) pairs, oldest first, folded into what waits for a connection.
+        combine = transient("iothub.twin").combine_patches
+        for patch, cb in patches:
+            self._reported = combine(self._reported or {}, patch)
+            if cb is not None:
+                self._reported_cbs.append(cb)
 
     def twin_version(self):
         """``$version`` of the desired properties held (-1 before the first GET)."""
@@ -231,9 +239,11 @@ class IoTHubClient(Session):
             # message (QoS 1, the only kind on devices/...) goes unacknowledged, so the hub sends
             # it again on the next connection; if it was a desired patch, the next poll fetches
             # the whole twin.
-            self._resync = self._desired_cb is not None
             self._log(WARNING, "message not taken in, heap short: %r" % (e,))
-            return not topic.startswith(b"devices/" if isinstance(topic, (bytes, bytearray)) else "devices/")
+            if topic.startswith(b"devices/" if isinstance(topic, (bytes, bytearray)) else "devices/"):
+                return False
+            if self._desired_cb is not None:
+                self._resync = True
         except Exception as e:  # malformed or too deep: dropped
             self._log(WARNING, "malformed message dropped: %r" % (e,))
 

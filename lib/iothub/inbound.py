@@ -92,6 +92,15 @@ def finish(client, kind, cb, status, version, body):
         client._log(_ERROR, "twin request failed: %r" % (e,))
 
 
+def give_up(client, requests, why):
+    """``(rid, kind, callback)`` twin requests that will not be answered (past their deadline,
+    or the link went): each callback hears status 0; ``why`` (if any) is logged for each."""
+    for rid, kind, cb in requests:
+        if why:
+            client._log(_WARNING, "twin request %s %s" % (rid, why))
+        finish(client, kind, cb, 0, None, None)
+
+
 def _call_desired(client, desired, version, full):
     if client._desired_cb:
         try:
