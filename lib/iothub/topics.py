@@ -19,20 +19,18 @@ _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.
 def quote(text, safe=""):
     """Percent-encode ``text`` (str or bytes) as UTF-8, like ``urllib.parse.quote(text, safe)``."""
     data = text.encode() if isinstance(text, str) else bytes(text)
-    for b in data:  # fast path: nothing to encode, no new string
-        if b not in _UNRESERVED and chr(b) not in safe:
-            break
-    else:
+    keep = _UNRESERVED + safe.encode() if safe else _UNRESERVED
+    n = 0
+    for b in data:
+        n += 1 if b in keep else 3
+    if n == len(data):  # nothing to encode: no new string
         return text if isinstance(text, str) else data.decode()
     # One block of the exact length, not a list of one-character strings: a token's resource
     # made a 512-byte list at every connect, where the heap is tightest.
-    n = 0
-    for b in data:
-        n += 1 if b in _UNRESERVED or chr(b) in safe else 3
     out = bytearray(n)
     i = 0
     for b in data:
-        if b in _UNRESERVED or chr(b) in safe:
+        if b in keep:
             out[i] = b
             i += 1
         else:
