@@ -6,7 +6,7 @@ import pytest
 
 import lib_vectors
 from lib_fakes import FakeClock, FakeHub
-from iothub import sas
+from iothub import sas, topics
 from iothub.client import CONNECTED, FAILED, IDLE, RENEWING, WAITING, IoTHubClient
 from iothub.errors import AuthError, NotConnected, TimeoutError_
 from iothub.mqtt import MQTTException
@@ -45,6 +45,22 @@ def test_connect_credentials_and_subscriptions(env):
         ("$iothub/twin/PATCH/properties/desired/#", 0),
     ]
     assert c.state == CONNECTED and c.token_expiry() == 1700003600
+
+
+def test_the_topics_session_and_client_spell_out_are_the_topics_module_s(env):
+    """session and client write their subscriptions and twin request topics out rather than
+    load iothub.topics on a board (at a connect, and for every reported patch): they must stay
+    what the topics module builds."""
+    clock, hub, make, _ = env
+    c = make()
+    c.on_desired(lambda d, v, full: None)
+    c.connect()
+    assert hub.conn.subs == [(topics.c2d_sub("dev1"), 1), (topics.METHODS_SUB, 0), (topics.TWIN_RES_SUB, 0),
+                             (topics.TWIN_DESIRED_SUB, 0)]
+    c.patch_reported({"a": 1})
+    (get, _), (patch, _) = hub.published_on("$iothub/twin/")
+    assert get == topics.twin_get_topic(get.rsplit("=", 1)[1])
+    assert patch == topics.twin_patch_topic(patch.rsplit("=", 1)[1])
 
 
 def test_module_identity_and_gateway():
@@ -109,8 +125,9 @@ def test_method_dispatch_200_404_500_and_bad_json(env):
     ]
 
 
-def test_twin_versions_stale_patches_ignored(env):
-    clock, hub, make, _ = env
+def synced_at_version_5(make, hub):
+    """A client connected with a desired callback, the hub's twin (rate 5, $version 5) taken in;
+    returns it and the list of what the callback heard."""
     c = make()
     seen = []
     c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
@@ -119,6 +136,12 @@ def test_twin_versions_stale_patches_ignored(env):
     assert hub.published_on("$iothub/twin/GET/") == [("$iothub/twin/GET/?$rid=1", b"")]
     c.poll()
     assert seen == [({"rate": 5}, 5, True)]
+    return c, seen
+
+
+def test_twin_versions_stale_patches_ignored(env):
+    clock, hub, make, _ = env
+    c, seen = synced_at_version_5(make, hub)
     hub.deliver("$iothub/twin/PATCH/properties/desired/?$version=4", b'{"rate": 1, "$version": 4}')
     hub.deliver("$iothub/twin/PATCH/properties/desired/?$version=5", b'{"rate": 2, "$version": 5}')
     hub.deliver("$iothub/twin/PATCH/properties/desired/?$version=6", b'{"rate": null, "mode": "eco", "$version": 6}')
@@ -128,33 +151,28 @@ def test_twin_versions_stale_patches_ignored(env):
 
 
 def test_a_desired_patch_dropped_for_want_of_heap_comes_back_with_the_twin(env, monkeypatch):
-    """MemoryError while a message is taken in (a fragmented board heap: no block for the JSON
+    """MemoryError while a message is taken in (a fragmented board heap: no block for its
     parse) drops that message, but a desired patch must not stay lost: the next poll fetches
     the whole twin and applies it if newer. poll() itself raises nothing."""
     from iothub import inbound
 
     clock, hub, make, logs = env
-    c = make()
-    seen = []
-    c.on_desired(lambda d, v, full: seen.append((dict(d), v, full)))
-    hub.twin = {"desired": {"rate": 5, "$version": 5}, "reported": {"$version": 1}}
-    c.connect()
-    c.poll()
-    assert seen == [({"rate": 5}, 5, True)]
+    c, seen = synced_at_version_5(make, hub)
     gets = len(hub.published_on("$iothub/twin/GET/"))
-    real_loads = inbound.json.loads
+    real = inbound.dispatch
     short = [True]
 
-    def loads(text):
-        if short:
+    def dispatch(client, topic, msg):  # the allocation failure, which nothing here can make for real
+        if short and topic.startswith(b"$iothub/twin/PATCH/"):
             short.pop()
             raise MemoryError("memory allocation failed, allocating 368 bytes")
-        return real_loads(text)
+        return real(client, topic, msg)
 
-    monkeypatch.setattr(inbound.json, "loads", loads)
+    monkeypatch.setattr(inbound, "dispatch", dispatch)
     hub.twin = {"desired": {"rate": 9, "$version": 6}, "reported": {"$version": 1}}
     hub.deliver("$iothub/twin/PATCH/properties/desired/?$version=6", b'{"rate": 9, "$version": 6}')
     c.poll()  # the patch is dropped; the twin GET follows at once, in the same poll
+    assert not short
     c.poll()
     assert any("heap short" in line for line in logs)
     assert len(hub.published_on("$iothub/twin/GET/")) == gets + 1
