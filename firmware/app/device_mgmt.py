@@ -145,15 +145,16 @@ def method(app, name, payload):
     """Answer direct method ``name``: ``(status, payload)``. Long work is left in
     ``app.action`` for the main loop, and another long method is answered 409 until it is done."""
     if name not in ("reboot", "factoryReset", "firmwareUpdate", "uploadFile"):
-        return 404, {"message": "unknown method: " + name}
+        return 404, {"message": "unknown method: " + name}  # as the library answers one
     if app.action is not None:
         return 409, {"message": "busy with " + app.action[0]}
-    answer = (200, {"resetting": True})
     arg = None
     if name == "reboot":
         when = iso_now()
         app.report({"iothubDM": {"reboot": {"lastReboot": when}}})
         answer = (200, {"rebooting": True, "lastReboot": when})
+    elif name == "factoryReset":
+        answer = (200, {"resetting": True})
     elif name == "firmwareUpdate":
         fwupdate = transient("app.fwupdate")
         try:

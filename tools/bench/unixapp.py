@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,8 @@ def measure(hub: Any, work: Path, hubs: int = HUBS) -> dict[str, Any]:
     result["files"] = {"smallest_free_heap": files, "image_bytes": 0}
     per_hub = []
     for index in range(hubs):
-        if index == 0:
-            figure, image = _smallest_free_heap(hub, work, profile, True, "0", 1024)
-        else:
-            with HubProcess(work / f"app-hub-{index}") as other:
-                figure, image = _smallest_free_heap(other, work, profile, True, str(index), 1024)
+        with nullcontext(hub) if index == 0 else HubProcess(work / f"app-hub-{index}") as on:
+            figure, image = _smallest_free_heap(on, work, profile, True, str(index), 1024)
         per_hub.append(figure)
     result["in_place"] = {"smallest_free_heap": sorted(per_hub)[len(per_hub) // 2], "per_hub": per_hub,
                           "image_bytes": image}
