@@ -139,7 +139,7 @@ class IoTHubClient(Session):
                 pass
         expired = self._pending.expired(self._clock.ticks_ms())
         if expired:
-            transient("iothub.inbound").give_up(self, expired, "timed out")
+            transient("iothub.inbound").give_up(self, expired, "twin request %s timed out")
 
     def _on_up(self):
         self._resync = False  # the GET below (or no desired callback) covers it
@@ -210,10 +210,10 @@ class IoTHubClient(Session):
         self._hold_reported(((patch, cb),))
         return None
 
-    def _hold_reported(self, patches):
+    def _hold_reported(self, items):
         # (patch, callback) pairs, oldest first, folded into what waits for a connection.
         combine = transient("iothub.twin").combine_patches
-        for patch, cb in patches:
+        for patch, cb in items:
             self._reported = combine(self._reported or {}, patch)
             if cb is not None:
                 self._reported_cbs.append(cb)

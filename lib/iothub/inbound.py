@@ -92,12 +92,13 @@ def finish(client, kind, cb, status, version, body):
         client._log(_ERROR, "twin request failed: %r" % (e,))
 
 
-def give_up(client, requests, why):
+def give_up(client, items, text):
     """``(rid, kind, callback)`` twin requests that will not be answered (past their deadline,
-    or the link went): each callback hears status 0; ``why`` (if any) is logged for each."""
-    for rid, kind, cb in requests:
-        if why:
-            client._log(_WARNING, "twin request %s %s" % (rid, why))
+    or the link went): each callback hears status 0; ``text`` (if any, with a ``%s`` for the
+    rid) is logged for each. Names the library already has: each new one is a qstr for good."""
+    for rid, kind, cb in items:
+        if text:
+            client._log(_WARNING, text % rid)
         finish(client, kind, cb, 0, None, None)
 
 
