@@ -24,8 +24,8 @@ pytestmark = pytest.mark.unix
 # one length, 1 KB steps: 62,464 B on each of three hubs, in three runs; the same boards bisected
 # from 30-110 KB instead: 67,200-67,840 B. Near the edge, working is not monotonic in the heap's
 # size (fragmentation), so a search's path moves the figure: the ratchet sits above every figure
-# seen, not at the best.
-IN_PLACE_FREE_HEAP = 67 * 1024
+# seen, not at the best. After the review's mends the bench gave 68,224 / 67,264 / 67,264 B.
+IN_PLACE_FREE_HEAP = 69 * 1024
 
 
 def test_the_esp8266_firmware_runs_in_place_within_the_ratchet(tmp_path):
